@@ -1,0 +1,291 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ringnet/ringnet/fastpath/stats"
+	"github.com/ringnet/ringnet/fastpath/xdp"
+	"github.com/ringnet/ringnet/fastpath/xsk"
+	"github.com/ringnet/ringnet/tables/endpoint"
+)
+
+// Config configures a Dataplane. The zero value of each field is a default.
+type Config struct {
+	// Workers is the number of workers, and so the number of queues each
+	// port's veth must have (default 1).
+	Workers int
+	// CPUs pins worker i to CPUs[i%len(CPUs)]; empty leaves workers
+	// unpinned.
+	CPUs []int
+	// BusyPoll makes idle workers spin on their rings instead of sleeping
+	// in poll(2): lowest latency, one core each at 100%.
+	BusyPoll bool
+	// Batch is the most frames a worker takes from one RX ring at a time
+	// (default 64).
+	Batch int
+	// XSK sizes every socket's UMEM and rings.
+	XSK xsk.Config
+	// XDPMode is how the redirect program attaches to pod ports (default
+	// native).
+	XDPMode xdp.Mode
+	// IdleTimeout bounds how long an interrupt-driven worker sleeps
+	// without frames (default 200ms); port changes wake it sooner.
+	IdleTimeout time.Duration
+	// Gateway is the pods' link-local gateway.
+	Gateway Gateway
+	// Logger receives the rare errors of workers (never per packet);
+	// default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Workers == 0 {
+		c.Workers = 1
+	}
+	if c.Batch == 0 {
+		c.Batch = 64
+	}
+	if c.XDPMode == 0 {
+		c.XDPMode = xdp.ModeNative
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 200 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.XSK = c.XSK.WithDefaults()
+	return c
+}
+
+// PortSpec describes a pod port to the dataplane: its host-side interface
+// and the pod behind it.
+type PortSpec struct {
+	Ifname string           // host end of the pod's veth
+	MAC    net.HardwareAddr // the pod's MAC
+	IPv4   netip.Addr       // the pod's addresses; either may be absent
+	IPv6   netip.Addr
+}
+
+// Port is a pod port attached to the dataplane.
+type Port struct {
+	ID   uint16
+	Spec PortSpec
+
+	mac      [6]byte
+	socks    []*xsk.Socket // by worker; each used only by that worker
+	prog     *xdp.Program
+	link     *xdp.Attachment
+	counters []portCounters // by worker
+}
+
+// portCounters are one worker's counts for one port, published once per
+// batch. Padded so that workers never share a cache line.
+type portCounters struct {
+	rx, tx atomic.Uint64
+	_      [48]byte
+}
+
+// portSet is an immutable snapshot of the attached ports, indexed by ID.
+type portSet struct {
+	gen   uint64
+	ports []*Port // nil where an ID is free
+}
+
+// Dataplane is the fast path of one node: ports, workers, and the tables
+// they read.
+type Dataplane struct {
+	cfg Config
+
+	ports     atomic.Pointer[portSet]        // written under mu, read by workers per step
+	endpoints atomic.Pointer[endpoint.Table] // written under mu, read by workers per step
+
+	mu      sync.Mutex // serialises the control plane: AddPort, RemovePort, Close
+	gen     uint64     // guarded by mu
+	workers []*Worker
+	running sync.WaitGroup
+	started bool        // guarded by mu
+	stop    atomic.Bool // set by Close, read by workers
+	wake    []int       // eventfd per worker, to end a poll(2) early
+}
+
+// New makes a dataplane with no ports. Start runs its workers.
+func New(cfg Config) (*Dataplane, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Workers < 1 || cfg.Workers > 64 {
+		return nil, fmt.Errorf("dataplane: %d workers out of range [1, 64]", cfg.Workers)
+	}
+	if err := cfg.XSK.Validate(); err != nil {
+		return nil, fmt.Errorf("dataplane: %w", err)
+	}
+	d := &Dataplane{cfg: cfg}
+	d.ports.Store(&portSet{})
+	eps, _ := endpoint.New(0, nil)
+	d.endpoints.Store(eps)
+	for i := range cfg.Workers {
+		d.workers = append(d.workers, newWorker(d, i))
+	}
+	return d, nil
+}
+
+// Config returns the configuration in effect.
+func (d *Dataplane) Config() Config { return d.cfg }
+
+// Workers returns the workers, for their counters.
+func (d *Dataplane) Workers() []*Worker { return d.workers }
+
+// addPort gives p, whose sockets are open, an ID and publishes it. Caller
+// holds d.mu.
+func (d *Dataplane) addPort(p *Port) error {
+	old := d.ports.Load()
+	id := len(old.ports)
+	for i, p := range old.ports {
+		if p == nil {
+			id = i
+			break
+		}
+	}
+	if id > 0xffff {
+		return errors.New("dataplane: 65536 ports in use")
+	}
+	p.ID, p.mac = uint16(id), [6]byte(p.Spec.MAC)
+	p.counters = make([]portCounters, d.cfg.Workers)
+	next := &portSet{gen: d.nextGen(), ports: append([]*Port(nil), old.ports...)}
+	if id == len(next.ports) {
+		next.ports = append(next.ports, p)
+	} else {
+		next.ports[id] = p
+	}
+	if err := d.publishEndpoints(next); err != nil {
+		return err
+	}
+	d.ports.Store(next)
+	return nil
+}
+
+// checkSpec rejects a port whose name or addresses another port has.
+// Caller holds d.mu.
+func (d *Dataplane) checkSpec(spec PortSpec) error {
+	if !spec.IPv4.IsValid() && !spec.IPv6.IsValid() {
+		return fmt.Errorf("port %s: no address", spec.Ifname)
+	}
+	if len(spec.MAC) != 6 {
+		return fmt.Errorf("port %s: pod MAC %q is not a 6-byte MAC", spec.Ifname, spec.MAC)
+	}
+	for _, p := range d.ports.Load().ports {
+		if p == nil {
+			continue
+		}
+		switch {
+		case p.Spec.Ifname == spec.Ifname:
+			return fmt.Errorf("port %s: already attached", spec.Ifname)
+		case spec.IPv4.IsValid() && p.Spec.IPv4 == spec.IPv4, spec.IPv6.IsValid() && p.Spec.IPv6 == spec.IPv6:
+			return fmt.Errorf("port %s: an address of it belongs to port %s", spec.Ifname, p.Spec.Ifname)
+		}
+	}
+	return nil
+}
+
+func (d *Dataplane) nextGen() uint64 { d.gen++; return d.gen }
+
+// publishEndpoints builds the endpoint table for ps and publishes it.
+func (d *Dataplane) publishEndpoints(ps *portSet) error {
+	m := map[netip.Addr]endpoint.Endpoint{}
+	for _, p := range ps.ports {
+		if p == nil {
+			continue
+		}
+		ep := endpoint.Endpoint{Port: p.ID, MAC: p.mac}
+		for _, a := range []netip.Addr{p.Spec.IPv4, p.Spec.IPv6} {
+			if a.IsValid() {
+				m[a] = ep
+			}
+		}
+	}
+	t, err := endpoint.New(ps.gen, m)
+	if err != nil {
+		return err
+	}
+	d.endpoints.Store(t)
+	return nil
+}
+
+// unpublish removes a port from the port set and the endpoint table and
+// waits until no worker can still be using its sockets. Caller holds d.mu.
+func (d *Dataplane) unpublish(p *Port) error {
+	old := d.ports.Load()
+	next := &portSet{gen: d.nextGen(), ports: append([]*Port(nil), old.ports...)}
+	next.ports[p.ID] = nil
+	for len(next.ports) > 0 && next.ports[len(next.ports)-1] == nil {
+		next.ports = next.ports[:len(next.ports)-1]
+	}
+	if err := d.publishEndpoints(next); err != nil {
+		return err
+	}
+	d.ports.Store(next)
+	return d.quiesce(next.gen)
+}
+
+// quiesce waits until every running worker has switched to generation gen.
+func (d *Dataplane) quiesce(gen uint64) error {
+	if !d.started {
+		return nil
+	}
+	d.wakeWorkers()
+	deadline := time.Now().Add(5*time.Second + 2*d.cfg.IdleTimeout)
+	for _, w := range d.workers {
+		for w.seen.Load() < gen && !d.stop.Load() {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("dataplane: worker %d did not switch to port set %d within 5s", w.id, gen)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// PortStats are the counters of one port.
+type PortStats struct {
+	ID       uint16
+	Ifname   string
+	RxFrames uint64 // frames taken off the port's RX rings
+	TxFrames uint64 // frames put on the port's TX rings
+	Sockets  []xsk.Stats
+}
+
+// Stats returns the counters of every port and the per-reason totals over
+// all workers.
+func (d *Dataplane) Stats() ([]PortStats, [stats.NumReasons]uint64) {
+	d.mu.Lock() // sockets are closed under mu
+	defer d.mu.Unlock()
+	var reasons [stats.NumReasons]uint64
+	for _, w := range d.workers {
+		for r := range reasons {
+			reasons[r] += w.Counters.Load(stats.Reason(r))
+		}
+	}
+	var out []PortStats
+	for _, p := range d.ports.Load().ports {
+		if p == nil {
+			continue
+		}
+		ps := PortStats{ID: p.ID, Ifname: p.Spec.Ifname}
+		for i := range p.counters {
+			ps.RxFrames += p.counters[i].rx.Load()
+			ps.TxFrames += p.counters[i].tx.Load()
+		}
+		for _, s := range p.socks {
+			st, _ := s.Stats()
+			ps.Sockets = append(ps.Sockets, st)
+		}
+		out = append(out, ps)
+	}
+	return out, reasons
+}

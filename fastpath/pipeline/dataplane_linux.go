@@ -1,0 +1,199 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+
+	"github.com/ringnet/ringnet/fastpath/xdp"
+	"github.com/ringnet/ringnet/fastpath/xsk"
+	"golang.org/x/sys/unix"
+)
+
+// AddPort attaches a pod port: one AF_XDP socket per worker on the host-side
+// veth's queues, an XDP program redirecting each queue to its socket, and
+// the pod's addresses in the endpoint table. Frames that reach a queue
+// without a socket are dropped by the program, never passed to the node's
+// stack. On failure nothing stays attached.
+func (d *Dataplane) AddPort(spec PortSpec) (_ *Port, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stop.Load() {
+		return nil, errors.New("dataplane: closed")
+	}
+	if err := d.checkSpec(spec); err != nil {
+		return nil, err
+	}
+	ifi, err := net.InterfaceByName(spec.Ifname)
+	if err != nil {
+		return nil, fmt.Errorf("port %s: %w", spec.Ifname, err)
+	}
+	p := &Port{Spec: spec}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	p.prog, err = xdp.NewProgram(xdp.ProgramOptions{Queues: d.cfg.Workers, Fallback: xdp.Drop})
+	if err != nil {
+		return nil, fmt.Errorf("port %s: %w", spec.Ifname, err)
+	}
+	for q := range d.cfg.Workers {
+		s, err := xsk.Open(spec.Ifname, q, d.cfg.XSK)
+		if err != nil {
+			return nil, fmt.Errorf("port %s: %w (the veth needs %d queues, one per worker)", spec.Ifname, err, d.cfg.Workers)
+		}
+		p.socks = append(p.socks, s)
+		if err := p.prog.Register(q, s.FD()); err != nil {
+			return nil, fmt.Errorf("port %s: %w", spec.Ifname, err)
+		}
+	}
+	p.link, err = p.prog.Attach(ifi.Index, d.cfg.XDPMode)
+	if err != nil {
+		return nil, fmt.Errorf("port %s: %w", spec.Ifname, err)
+	}
+	if err := d.addPort(p); err != nil {
+		return nil, err
+	}
+	d.wakeWorkers()
+	return p, nil
+}
+
+// RemovePort detaches the port on host interface ifname: its addresses leave
+// the endpoint table, workers let go of its sockets, then the XDP program is
+// detached and the sockets closed.
+func (d *Dataplane) RemovePort(ifname string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var p *Port
+	for _, q := range d.ports.Load().ports {
+		if q != nil && q.Spec.Ifname == ifname {
+			p = q
+		}
+	}
+	if p == nil {
+		return fmt.Errorf("port %s: not attached", ifname)
+	}
+	if err := d.unpublish(p); err != nil {
+		return err
+	}
+	return p.close()
+}
+
+func (p *Port) close() error {
+	var errs []error
+	if p.link != nil {
+		errs = append(errs, p.link.Close())
+	}
+	if p.prog != nil {
+		errs = append(errs, p.prog.Close())
+	}
+	for _, s := range p.socks {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Start runs one goroutine per worker.
+func (d *Dataplane) Start() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.started {
+		return errors.New("dataplane: already started")
+	}
+	for range d.workers {
+		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+		if err != nil {
+			d.closeWake()
+			return fmt.Errorf("dataplane: eventfd: %w", err)
+		}
+		d.wake = append(d.wake, fd)
+	}
+	d.started = true
+	for i, w := range d.workers {
+		cpu := -1
+		if len(d.cfg.CPUs) > 0 {
+			cpu = d.cfg.CPUs[i%len(d.cfg.CPUs)]
+		}
+		d.running.Add(1)
+		go func() {
+			defer d.running.Done()
+			w.run(cpu, d.wake[i])
+		}()
+	}
+	return nil
+}
+
+// Close stops the workers, then detaches and closes every port. After
+// Close nothing of the dataplane stays attached to any device.
+func (d *Dataplane) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stop.Store(true)
+	d.wakeWorkers()
+	d.running.Wait()
+	var errs []error
+	for _, p := range d.ports.Load().ports {
+		if p != nil {
+			errs = append(errs, p.close())
+		}
+	}
+	d.ports.Store(&portSet{gen: d.nextGen()})
+	d.closeWake()
+	return errors.Join(errs...)
+}
+
+func (d *Dataplane) closeWake() {
+	for _, fd := range d.wake {
+		unix.Close(fd)
+	}
+	d.wake = nil
+}
+
+func (d *Dataplane) wakeWorkers() {
+	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+	for _, fd := range d.wake {
+		_, _ = unix.Write(fd, one)
+	}
+}
+
+// run is the worker goroutine: pinned to cpu if cpu >= 0, stepping until
+// the dataplane stops, and between steps with no work either spinning
+// (BusyPoll) or sleeping in poll(2) on its sockets and wakeFD.
+func (w *Worker) run(cpu, wakeFD int) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if cpu >= 0 {
+		var set unix.CPUSet
+		set.Set(cpu)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			w.dp.cfg.Logger.Warn("worker runs unpinned", "worker", w.id, "cpu", cpu, "err", err)
+		}
+	}
+	var fds []unix.PollFd
+	var fdsFor *portSet
+	timeout := int(w.dp.cfg.IdleTimeout.Milliseconds())
+	var drain [8]byte
+	for !w.dp.stop.Load() {
+		if w.step() > 0 || w.dp.cfg.BusyPoll {
+			continue
+		}
+		if fdsFor != w.set {
+			fds = fds[:0]
+			fds = append(fds, unix.PollFd{Fd: int32(wakeFD), Events: unix.POLLIN})
+			for _, p := range w.active {
+				fds = append(fds, unix.PollFd{Fd: int32(p.socks[w.id].FD()), Events: unix.POLLIN})
+			}
+			fdsFor = w.set
+		}
+		if _, err := xsk.Poll(fds, timeout); err != nil {
+			w.dp.cfg.Logger.Error("worker poll failed", "worker", w.id, "err", err)
+		}
+		if fds[0].Revents&unix.POLLIN != 0 {
+			_, _ = unix.Read(wakeFD, drain[:])
+		}
+	}
+	// Publish what the last steps counted.
+	w.publish()
+}

@@ -1,0 +1,223 @@
+package xsk
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// This file is the OS edge of the package: the syscalls and the mappings.
+
+// Open creates an AF_XDP socket with its own UMEM, binds it to queue of the
+// device ifname, and fills the fill ring. The device needs an XDP program
+// that redirects into an XSKMAP holding the socket's FD (package xdp) before
+// any frame arrives.
+func Open(ifname string, queue int, cfg Config) (_ *Socket, err error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("xsk %s queue %d: %w", ifname, queue, err)
+	}
+	ctx := func(what string, err error) error {
+		return fmt.Errorf("xsk %s queue %d: %s: %w", ifname, queue, what, err)
+	}
+
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, ctx("socket(AF_XDP)", err)
+	}
+	s := &Socket{fd: fd, ifname: ifname, ifindex: ifi.Index, queue: queue, cfg: cfg}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+
+	umemLen := int(cfg.NumFrames) * int(cfg.FrameSize)
+	umem, err := unix.Mmap(-1, 0, umemLen, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, ctx(fmt.Sprintf("mmap UMEM of %d bytes", umemLen), err)
+	}
+	s.maps = append(s.maps, umem)
+	s.umem = umem
+	reg := unix.XDPUmemReg{
+		Addr: uint64(uintptr(unsafe.Pointer(&umem[0]))),
+		Len:  uint64(umemLen),
+		Size: cfg.FrameSize,
+	}
+	if err := setsockoptPtr(fd, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg)); err != nil {
+		return nil, ctx("register UMEM", err)
+	}
+	for _, o := range []struct {
+		opt  int
+		size uint32
+		name string
+	}{
+		{unix.XDP_UMEM_FILL_RING, cfg.FillSize, "fill ring"},
+		{unix.XDP_UMEM_COMPLETION_RING, cfg.CompletionSize, "completion ring"},
+		{unix.XDP_RX_RING, cfg.RxSize, "RX ring"},
+		{unix.XDP_TX_RING, cfg.TxSize, "TX ring"},
+	} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_XDP, o.opt, int(o.size)); err != nil {
+			return nil, ctx("size "+o.name, err)
+		}
+	}
+	var off unix.XDPMmapOffsets
+	if err := getsockoptPtr(fd, unix.XDP_MMAP_OFFSETS, unsafe.Pointer(&off), unsafe.Sizeof(off)); err != nil {
+		return nil, ctx("get ring offsets", err)
+	}
+	mapRing := func(pgoff int64, o unix.XDPRingOffset, size uint32, entry uintptr, name string) ([]byte, error) {
+		mem, err := unix.Mmap(fd, pgoff, int(o.Desc)+int(size)*int(entry),
+			unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+		if err != nil {
+			return nil, ctx("mmap "+name, err)
+		}
+		s.maps = append(s.maps, mem)
+		return mem, nil
+	}
+	fillMem, err := mapRing(unix.XDP_UMEM_PGOFF_FILL_RING, off.Fr, cfg.FillSize, 8, "fill ring")
+	if err != nil {
+		return nil, err
+	}
+	compMem, err := mapRing(unix.XDP_UMEM_PGOFF_COMPLETION_RING, off.Cr, cfg.CompletionSize, 8, "completion ring")
+	if err != nil {
+		return nil, err
+	}
+	rxMem, err := mapRing(unix.XDP_PGOFF_RX_RING, off.Rx, cfg.RxSize, unsafe.Sizeof(Desc{}), "RX ring")
+	if err != nil {
+		return nil, err
+	}
+	txMem, err := mapRing(unix.XDP_PGOFF_TX_RING, off.Tx, cfg.TxSize, unsafe.Sizeof(Desc{}), "TX ring")
+	if err != nil {
+		return nil, err
+	}
+	s.initRings(fillMem, off.Fr, compMem, off.Cr, rxMem, off.Rx, txMem, off.Tx)
+
+	var flags uint16
+	switch cfg.Bind {
+	case BindCopy:
+		flags |= unix.XDP_COPY
+	case BindZeroCopy:
+		flags |= unix.XDP_ZEROCOPY
+	}
+	if !cfg.NoNeedWakeup {
+		flags |= unix.XDP_USE_NEED_WAKEUP
+	}
+	sa := &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(ifi.Index), QueueID: uint32(queue)}
+	if err := unix.Bind(fd, sa); err != nil {
+		return nil, ctx("bind in "+cfg.Bind.String()+" mode", explainBind(err, ifname, queue, cfg.Bind))
+	}
+	var opts struct{ flags uint32 }
+	if err := getsockoptPtr(fd, unix.XDP_OPTIONS, unsafe.Pointer(&opts), unsafe.Sizeof(opts)); err == nil {
+		s.zc = opts.flags&unix.XDP_OPTIONS_ZEROCOPY != 0
+	}
+	s.Refill()
+	return s, nil
+}
+
+// explainBind adds what to do to the errors bind is known to return.
+func explainBind(err error, ifname string, queue int, mode BindMode) error {
+	switch {
+	case errors.Is(err, unix.EOPNOTSUPP) && mode == BindZeroCopy:
+		return fmt.Errorf("%w: %s has no zero-copy AF_XDP support; use copy mode", err, ifname)
+	case errors.Is(err, unix.EBUSY):
+		return fmt.Errorf("%w: queue %d of %s already has an AF_XDP socket (is another ringnetd running?)", err, queue, ifname)
+	case errors.Is(err, unix.EINVAL):
+		return fmt.Errorf("%w: check that %s has an RX queue %d and is up", err, ifname, queue)
+	}
+	return err
+}
+
+func (s *Socket) initRings(fill []byte, fillOff unix.XDPRingOffset, comp []byte, compOff unix.XDPRingOffset,
+	rx []byte, rxOff unix.XDPRingOffset, tx []byte, txOff unix.XDPRingOffset) {
+	s.fill = newProdRing[uint64](fill, fillOff, s.cfg.FillSize)
+	s.comp = newConsRing[uint64](comp, compOff, s.cfg.CompletionSize)
+	s.rx = newConsRing[Desc](rx, rxOff, s.cfg.RxSize)
+	s.tx = newProdRing[Desc](tx, txOff, s.cfg.TxSize)
+	s.chunkMask = ^uint64(s.cfg.FrameSize - 1)
+	s.free = make([]uint64, s.cfg.NumFrames, s.cfg.NumFrames)
+	for i := range s.free {
+		// Highest address at the bottom, so chunk 0 is handed out first.
+		s.free[i] = uint64(len(s.free)-1-i) * uint64(s.cfg.FrameSize)
+	}
+}
+
+// Close unbinds the socket and releases its rings and UMEM. Call it only
+// after the goroutine using the socket has stopped.
+func (s *Socket) Close() error {
+	var errs []error
+	if s.fd >= 0 {
+		if err := unix.Close(s.fd); err != nil {
+			errs = append(errs, fmt.Errorf("close xsk %s queue %d: %w", s.ifname, s.queue, err))
+		}
+		s.fd = -1
+		for _, m := range s.maps {
+			if err := unix.Munmap(m); err != nil {
+				errs = append(errs, fmt.Errorf("munmap: %w", err))
+			}
+		}
+	}
+	s.maps, s.umem = nil, nil
+	return errors.Join(errs...)
+}
+
+// Stats reads the kernel's counters for the socket and adds our own.
+func (s *Socket) Stats() (Stats, error) {
+	st := s.ownStats()
+	if s.fd < 0 {
+		return st, nil
+	}
+	var k unix.XDPStatistics
+	if err := getsockoptPtr(s.fd, unix.XDP_STATISTICS, unsafe.Pointer(&k), unsafe.Sizeof(k)); err != nil {
+		return st, fmt.Errorf("xsk %s queue %d: statistics: %w", s.ifname, s.queue, err)
+	}
+	st.RxDropped, st.RxInvalidDescs, st.TxInvalidDescs = k.Rx_dropped, k.Rx_invalid_descs, k.Tx_invalid_descs
+	st.RxRingFull, st.RxFillRingEmpty, st.TxRingEmpty = k.Rx_ring_full, k.Rx_fill_ring_empty_descs, k.Tx_ring_empty_descs
+	return st, nil
+}
+
+// Poll waits until one of fds is readable or timeoutMs passes (-1: forever),
+// retrying on EINTR. It returns the number of ready descriptors.
+func Poll(fds []unix.PollFd, timeoutMs int) (int, error) {
+	for {
+		n, err := unix.Poll(fds, timeoutMs)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// wakeTX asks the kernel to transmit what is on the TX ring. The errors the
+// kernel returns when it is merely busy are expected and counted by the caller.
+func wakeTX(fd int) error {
+	return unix.Sendto(fd, nil, unix.MSG_DONTWAIT, nil)
+}
+
+// wakeRX asks the kernel to look at the fill ring again.
+func wakeRX(fd int) {
+	_, _, _ = unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+}
+
+func setsockoptPtr(fd, opt int, p unsafe.Pointer, size uintptr) error {
+	_, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_XDP, uintptr(opt), uintptr(p), size, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func getsockoptPtr(fd, opt int, p unsafe.Pointer, size uintptr) error {
+	l := uint32(size)
+	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_XDP, uintptr(opt), uintptr(p), uintptr(unsafe.Pointer(&l)), 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
