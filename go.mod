@@ -12,4 +12,5 @@ require (
 	github.com/vishvananda/netlink v1.3.1 // indirect
 	github.com/vishvananda/netns v0.0.5 // indirect
 	golang.org/x/sys v0.49.0 // indirect
+	sigs.k8s.io/yaml v1.4.0 // indirect
 )

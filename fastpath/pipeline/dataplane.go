@@ -86,6 +86,10 @@ type Port struct {
 	counters []portCounters // by worker
 }
 
+// TxBudget is the frames the kernel sends per TX wakeup on the port's
+// sockets (0: the kernel's default).
+func (p *Port) TxBudget() uint32 { return p.socks[0].TxBudget() }
+
 // portCounters are one worker's counts for one port, published once per
 // batch. Padded so that workers never share a cache line.
 type portCounters struct {

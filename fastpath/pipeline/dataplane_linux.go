@@ -126,10 +126,14 @@ func (d *Dataplane) Start() error {
 }
 
 // Close stops the workers, then detaches and closes every port. After
-// Close nothing of the dataplane stays attached to any device.
+// Close nothing of the dataplane stays attached to any device; Stats still
+// reports the final counts.
 func (d *Dataplane) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.stop.Load() {
+		return nil
+	}
 	d.stop.Store(true)
 	d.wakeWorkers()
 	d.running.Wait()
@@ -139,7 +143,6 @@ func (d *Dataplane) Close() error {
 			errs = append(errs, p.close())
 		}
 	}
-	d.ports.Store(&portSet{gen: d.nextGen()})
 	d.closeWake()
 	return errors.Join(errs...)
 }

@@ -85,12 +85,10 @@ func attachError(ifindex int, mode Mode, err error) error {
 		return fmt.Errorf("%s: %w: %w: another process holds it, or it is stale (remove a stale one with Detach, or ip link set dev DEV xdp off)", ctx, ErrBusy, errno)
 	case unix.EEXIST:
 		return fmt.Errorf("%s: %w in the other mode: %w", ctx, ErrBusy, errno)
-	case unix.ENOSPC:
-		// veth: the peer could send on more queues than this end has.
-		return fmt.Errorf("%s: %w: device has fewer rx queues than its veth peer has tx queues", ctx, errno)
 	case unix.ERANGE:
-		// veth: frames the peer may send would not fit one page.
-		return fmt.Errorf("%s: %w: the veth peer's mtu is too large for xdp", ctx, errno)
+		// veth: frames the peer may send would not fit one page, and
+		// the program does not declare multi-buffer (frags) support.
+		return fmt.Errorf("%s: %w: the veth peer's mtu is too large for native xdp (at most 3506 with 4 KiB pages)", ctx, errno)
 	case unix.EINVAL, unix.ENODEV:
 		if _, lerr := netlink.LinkByIndex(ifindex); lerr != nil {
 			return fmt.Errorf("%s: no such device in this network namespace: %w", ctx, errno)
@@ -159,6 +157,12 @@ func status(x *netlink.LinkXdp) Status {
 // the process that attached it, for instance by an older ringnet, by
 // ip link set dev DEV xdp, or by another tool. Detaching a device with no
 // program is not an error.
+//
+// Detach asks netlink to remove the program in the mode the kernel reports
+// it in. A plain netlink detach (fd -1 and no mode flag, as in
+// netlink.LinkSetXdpFd(link, -1)) means native mode on a device with a
+// driver hook such as veth: it succeeds and leaves a generic program where
+// it was.
 //
 // Detach cannot remove a program held by a bpf_link (such as an
 // [Attachment]): the kernel refuses, so a live ringnetd is never broken by

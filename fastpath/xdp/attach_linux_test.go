@@ -253,6 +253,21 @@ func TestAttachErrors(t *testing.T) {
 		}
 		t.Log(err)
 	})
+	t.Run("veth peer mtu too large", func(t *testing.T) {
+		v, peer := ns.addVeth(t, vethOptions{Name: "rnx4", PeerName: "rnx5"})
+		if err := ns.NL.LinkSetMTU(peer, 9000); err != nil {
+			t.Fatal(err)
+		}
+		a, err := attachIn(ns, p, v, ModeNative)
+		if err == nil {
+			a.Close()
+			t.Fatal("Attach = nil error, want ERANGE")
+		}
+		if !errors.Is(err, unix.ERANGE) || !strings.Contains(err.Error(), "mtu") {
+			t.Errorf("Attach: %v, want ERANGE and a word on the mtu", err)
+		}
+		t.Log(err)
+	})
 	t.Run("deleted device", func(t *testing.T) {
 		// Deleting the device detaches the program; Close then only
 		// releases the link.

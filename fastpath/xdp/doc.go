@@ -1,12 +1,13 @@
 // Package xdp is the XDP program that feeds ringnet's fast path: it
-// redirects every frame arriving on a port (a pod's host-side veth, or a
-// narrow slice of the uplink later) into the AF_XDP socket that serves the
-// frame's RX queue.
+// redirects every frame arriving on a port (a pod's host-side veth) into the
+// AF_XDP socket that serves the frame's RX queue. It redirects everything,
+// so it is not the program for the node's uplink, which must pass the
+// node's own traffic.
 //
 // # The program
 //
 // The program is written in Go with cilium/ebpf's asm package; there is no C
-// and no generated object. It is five instructions:
+// and no generated object. In pseudo-C:
 //
 //	r2 = ctx->rx_queue_index
 //	return bpf_redirect_map(&xsks, r2, fallback)
@@ -32,8 +33,8 @@
 // numbers, which repeat on every device, and a socket in another port's map
 // would receive nothing (the kernel drops frames redirected to a socket
 // bound to a different device or queue). Separate maps also mean a port is
-// set up and torn down without touching any other port. A program is a few
-// hundred bytes of kernel memory.
+// set up and torn down without touching any other port. Both are small: six
+// BPF instructions, and a map with one slot per queue.
 //
 // # Attachment
 //
@@ -54,8 +55,13 @@
 // so `ip link set dev DEV xdp off` or another tool cannot detach a live port
 // by accident; a second Attach on the same device fails with [ErrBusy].
 // [Detach] removes a program left by netlink (an older ringnet, a test, ip
-// link), and [Query] reports what a device runs. Links are not pinned in
+// link) in whichever mode it runs, and [Query] reports what a device runs. Links are not pinned in
 // bpffs: a restart of ringnetd re-creates its ports.
+//
+// Native XDP on veth has one limit that shows at attach time: the peer's MTU
+// must let a frame fit one page (3506 bytes with 4 KiB pages), because the
+// program does not declare multi-buffer support. Pods at 1500 (or 1450 for
+// VXLAN) are far below it.
 //
 // The mode is always explicit: [ModeNative] runs in the driver (veth
 // supports it), [ModeGeneric] after the skb is built (any device). The

@@ -122,6 +122,9 @@ type Socket struct {
 	queue   int
 	cfg     Config
 	zc      bool // bound in zero-copy mode
+	// txBudget is the most frames one sendto sends in copy mode, if we
+	// could set it; 0 means the kernel's default.
+	txBudget uint32
 
 	umem      []byte // NumFrames*FrameSize; written by us and the kernel per frame ownership
 	chunkMask uint64 // ^(FrameSize-1)
@@ -151,6 +154,10 @@ func (s *Socket) FD() int { return s.fd }
 
 // ZeroCopy reports whether the kernel bound the socket in zero-copy mode.
 func (s *Socket) ZeroCopy() bool { return s.zc }
+
+// TxBudget is the most frames the kernel sends per wakeup in copy mode, or 0
+// if it kept its default (32).
+func (s *Socket) TxBudget() uint32 { return s.txBudget }
 
 // Config returns the configuration in effect (defaults filled in).
 func (s *Socket) Config() Config { return s.cfg }

@@ -118,6 +118,13 @@ func Open(ifname string, queue int, cfg Config) (_ *Socket, err error) {
 	if err := getsockoptPtr(fd, unix.XDP_OPTIONS, unsafe.Pointer(&opts), unsafe.Sizeof(opts)); err == nil {
 		s.zc = opts.flags&unix.XDP_OPTIONS_ZEROCOPY != 0
 	}
+	// In copy mode one sendto transmits at most a budget of frames (32 by
+	// default) and then returns EAGAIN. Raise it to the TX ring size where
+	// the kernel allows it (XDP_MAX_TX_SKB_BUDGET, Linux 6.17+); elsewhere
+	// Flush simply kicks again on the next step.
+	if unix.SetsockoptInt(fd, unix.SOL_XDP, unix.XDP_MAX_TX_SKB_BUDGET, int(cfg.TxSize)) == nil {
+		s.txBudget = cfg.TxSize
+	}
 	s.Refill()
 	return s, nil
 }
@@ -194,10 +201,15 @@ func Poll(fds []unix.PollFd, timeoutMs int) (int, error) {
 	}
 }
 
-// wakeTX asks the kernel to transmit what is on the TX ring. The errors the
-// kernel returns when it is merely busy are expected and counted by the caller.
+// wakeTX asks the kernel to transmit what is on the TX ring. EAGAIN means
+// the kernel sent its budget and more is waiting, and EBUSY that another
+// sendto is in progress: the caller kicks again, so neither is an error.
 func wakeTX(fd int) error {
-	return unix.Sendto(fd, nil, unix.MSG_DONTWAIT, nil)
+	err := unix.Sendto(fd, nil, unix.MSG_DONTWAIT, nil)
+	if err == unix.EAGAIN || err == unix.EBUSY {
+		return nil
+	}
+	return err
 }
 
 // wakeRX asks the kernel to look at the fill ring again.

@@ -1,0 +1,249 @@
+// Command ringnetd is ringnet's node daemon. This first version reads a
+// static file listing the node's pods and forwards between them through the
+// AF_XDP fast path.
+//
+// Run it inside the node's network namespace. SIGUSR1 prints the per-port and
+// per-reason counters; SIGINT and SIGTERM detach every XDP program, close
+// every socket, print the counters and exit.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/ringnet/ringnet/fastpath/pipeline"
+	"github.com/ringnet/ringnet/fastpath/stats"
+	"github.com/ringnet/ringnet/fastpath/xdp"
+	"github.com/ringnet/ringnet/fastpath/xsk"
+	"github.com/ringnet/ringnet/podport"
+	"sigs.k8s.io/yaml"
+)
+
+const usage = `ringnetd: ringnet's node daemon (AF_XDP fast path)
+
+Usage:
+  ringnetd --pods FILE [flags]
+
+Run it in the node's network namespace (e.g. ip netns exec NODE ringnetd ...).
+It attaches to the host end of each pod's veth listed in FILE and forwards
+between the pods in user space. Create the pods first, e.g. with
+"ringnet pod add".
+
+FILE (YAML or JSON):
+  pods:
+  - name: a
+    hostInterface: rna          # host end of the pod's veth
+    mac: "02:00:00:00:00:0a"    # the pod's eth0 MAC
+    ipv4: 10.244.0.10
+    ipv6: "fd00::a"             # optional
+
+Signals: SIGUSR1 prints counters; SIGINT/SIGTERM detach everything and exit.
+
+Flags:
+`
+
+type podsFile struct {
+	Pods []podEntry `json:"pods"`
+}
+
+type podEntry struct {
+	Name          string `json:"name"`
+	HostInterface string `json:"hostInterface"`
+	MAC           string `json:"mac"`
+	IPv4          string `json:"ipv4"`
+	IPv6          string `json:"ipv6"`
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "ringnetd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("ringnetd", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
+	podsPath := fs.String("pods", "", "file listing the node's pods (required)")
+	workers := fs.Int("workers", 1, "fast-path workers; every pod veth needs this many queues")
+	cpus := fs.String("cpus", "", "comma-separated CPUs to pin workers to (worker i on the i-th, round robin); empty: not pinned")
+	busy := fs.Bool("busy-poll", false, "spin on the rings instead of sleeping when idle (lowest latency, one core per worker)")
+	batch := fs.Int("batch", 64, "frames per RX batch")
+	xdpMode := fs.String("xdp-mode", "native", "how XDP attaches to pod veths: native or generic")
+	bind := fs.String("bind", "auto", "AF_XDP bind mode: auto, copy or zero-copy (veth has copy only)")
+	frames := fs.Uint("frames", xsk.DefaultNumFrames, "UMEM frames per socket")
+	frameSize := fs.Uint("frame-size", xsk.DefaultFrameSize, "UMEM frame size: 2048 or 4096")
+	ringSize := fs.Uint("ring-size", xsk.DefaultRingSize, "size of each AF_XDP ring (power of two)")
+	noWakeup := fs.Bool("no-need-wakeup", false, "do not use need_wakeup (a syscall per TX batch; for measurement only)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if *podsPath == "" {
+		fs.Usage()
+		return errors.New("--pods is required")
+	}
+	pods, err := readPods(*podsPath)
+	if err != nil {
+		return err
+	}
+	mode, err := xdp.ParseMode(*xdpMode)
+	if err != nil {
+		return fmt.Errorf("--xdp-mode: %w", err)
+	}
+	bm, err := xsk.ParseBindMode(*bind)
+	if err != nil {
+		return fmt.Errorf("--bind: %w", err)
+	}
+	cpuList, err := parseCPUs(*cpus)
+	if err != nil {
+		return fmt.Errorf("--cpus: %w", err)
+	}
+	rs := uint32(*ringSize)
+	cfg := pipeline.Config{
+		Workers: *workers, CPUs: cpuList, BusyPoll: *busy, Batch: *batch, XDPMode: mode, Logger: log,
+		XSK: xsk.Config{NumFrames: uint32(*frames), FrameSize: uint32(*frameSize),
+			FillSize: rs, CompletionSize: rs, RxSize: rs, TxSize: rs, Bind: bm, NoNeedWakeup: *noWakeup},
+		Gateway: pipeline.Gateway{MAC: [6]byte(podport.GatewayMAC), IPv4: podport.GatewayIPv4.As4(),
+			IPv6: podport.GatewayIPv6.As16()},
+	}
+	dp, err := pipeline.New(cfg)
+	if err != nil {
+		return err
+	}
+	// From here on every exit path detaches what was attached.
+	defer func() {
+		if err := dp.Close(); err != nil {
+			log.Error("shutdown", "err", err)
+		}
+		writeCounters(out, dp)
+	}()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	for _, p := range pods {
+		port, err := dp.AddPort(p)
+		if err != nil {
+			return err
+		}
+		log.Info("port attached", "port", p.Ifname, "id", port.ID, "ipv4", p.IPv4, "ipv6", p.IPv6, "mac", p.MAC.String(), "tx_budget", port.TxBudget())
+	}
+	if err := dp.Start(); err != nil {
+		return err
+	}
+	log.Info("forwarding", "ports", len(pods), "workers", cfg.Workers, "busy_poll", cfg.BusyPoll,
+		"cpus", *cpus, "xdp_mode", mode, "bind", bm)
+	for sig := range sigs {
+		if sig == syscall.SIGUSR1 {
+			writeCounters(out, dp)
+			continue
+		}
+		log.Info("shutting down", "signal", sig)
+		return nil
+	}
+	return nil
+}
+
+func readPods(path string) ([]pipeline.PortSpec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read pods file: %w", err)
+	}
+	var f podsFile
+	if err := yaml.UnmarshalStrict(data, &f); err != nil {
+		return nil, fmt.Errorf("pods file %s: %w", path, err)
+	}
+	if len(f.Pods) == 0 {
+		return nil, fmt.Errorf("pods file %s: no pods listed", path)
+	}
+	var specs []pipeline.PortSpec
+	for i, p := range f.Pods {
+		where := fmt.Sprintf("pods file %s: pod %d (%s)", path, i, p.Name)
+		if p.HostInterface == "" {
+			return nil, fmt.Errorf("%s: hostInterface is missing", where)
+		}
+		mac, err := net.ParseMAC(p.MAC)
+		if err != nil || len(mac) != 6 {
+			return nil, fmt.Errorf("%s: mac %q is not an Ethernet MAC", where, p.MAC)
+		}
+		spec := pipeline.PortSpec{Ifname: p.HostInterface, MAC: mac}
+		if p.IPv4 != "" {
+			if spec.IPv4, err = netip.ParseAddr(p.IPv4); err != nil || !spec.IPv4.Is4() {
+				return nil, fmt.Errorf("%s: ipv4 %q is not an IPv4 address", where, p.IPv4)
+			}
+		}
+		if p.IPv6 != "" {
+			if spec.IPv6, err = netip.ParseAddr(p.IPv6); err != nil || !spec.IPv6.Is6() {
+				return nil, fmt.Errorf("%s: ipv6 %q is not an IPv6 address", where, p.IPv6)
+			}
+		}
+		if !spec.IPv4.IsValid() && !spec.IPv6.IsValid() {
+			return nil, fmt.Errorf("%s: neither ipv4 nor ipv6 given", where)
+		}
+		specs = append(specs, spec)
+	}
+	return specs, nil
+}
+
+func parseCPUs(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var cpus []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%q is not a CPU number", f)
+		}
+		cpus = append(cpus, n)
+	}
+	return cpus, nil
+}
+
+// writeCounters prints the counters in a stable, line-oriented form:
+//
+//	port NAME rx_frames=N tx_frames=N xsk_rx_dropped=N ...
+//	reason NAME N
+//
+// Reasons with a zero count are left out.
+func writeCounters(w io.Writer, dp *pipeline.Dataplane) {
+	ports, reasons := dp.Stats()
+	var b strings.Builder
+	b.WriteString("counters\n")
+	for _, p := range ports {
+		var k xsk.Stats
+		for _, s := range p.Sockets {
+			k.RxDropped += s.RxDropped
+			k.RxRingFull += s.RxRingFull
+			k.RxFillRingEmpty += s.RxFillRingEmpty
+			k.TxInvalidDescs += s.TxInvalidDescs
+			k.Kicks += s.Kicks
+			k.KickErrors += s.KickErrors
+		}
+		fmt.Fprintf(&b, "port %s rx_frames=%d tx_frames=%d xsk_rx_dropped=%d xsk_rx_ring_full=%d xsk_fill_ring_empty=%d xsk_tx_invalid=%d tx_kicks=%d tx_kick_errors=%d\n",
+			p.Ifname, p.RxFrames, p.TxFrames, k.RxDropped, k.RxRingFull, k.RxFillRingEmpty, k.TxInvalidDescs, k.Kicks, k.KickErrors)
+	}
+	for _, r := range stats.Reasons() {
+		if n := reasons[r]; n > 0 {
+			fmt.Fprintf(&b, "reason %s %d\n", r, n)
+		}
+	}
+	io.WriteString(w, b.String())
+}
