@@ -154,9 +154,10 @@ func Setup(cfg Config) (Port, error) {
 
 func hostSide(host netlink.Link) error {
 	name := host.Attrs().Name
-	// The host end is not a router port of the kernel's: no IPv6 autoconf,
-	// no addresses.
-	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/accept_ra", []byte("0"), 0o644)
+	// The host end belongs to the fast path, not to the node's stack: no
+	// IPv6 on it, so the node sends nothing of its own (router
+	// solicitations, MLD) to the pod.
+	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0o644)
 	if err := netlink.LinkSetUp(host); err != nil {
 		return fmt.Errorf("pod port %s: set host end up: %w", name, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"time"
 
 	"github.com/ringnet/ringnet/fastpath/xdp"
 	"github.com/ringnet/ringnet/fastpath/xsk"
@@ -40,7 +41,7 @@ func (d *Dataplane) AddPort(spec PortSpec) (_ *Port, err error) {
 		return nil, fmt.Errorf("port %s: %w", spec.Ifname, err)
 	}
 	for q := range d.cfg.Workers {
-		s, err := xsk.Open(spec.Ifname, q, d.cfg.XSK)
+		s, err := openRetry(spec.Ifname, q, d.cfg.XSK)
 		if err != nil {
 			return nil, fmt.Errorf("port %s: %w (the veth needs %d queues, one per worker)", spec.Ifname, err, d.cfg.Workers)
 		}
@@ -59,6 +60,22 @@ func (d *Dataplane) AddPort(spec PortSpec) (_ *Port, err error) {
 	d.wakeWorkers()
 	return p, nil
 }
+
+// openRetry opens a socket, waiting up to busyWait while the queue is still
+// held by a socket being released: after a crash the kernel frees the old
+// process's sockets asynchronously, a moment after its XDP program is gone.
+func openRetry(ifname string, queue int, cfg xsk.Config) (*xsk.Socket, error) {
+	deadline := time.Now().Add(busyWait)
+	for {
+		s, err := xsk.Open(ifname, queue, cfg)
+		if err == nil || !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return s, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+const busyWait = 5 * time.Second
 
 // RemovePort detaches the port on host interface ifname: its addresses leave
 // the endpoint table, workers let go of its sockets, then the XDP program is
