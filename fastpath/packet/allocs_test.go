@@ -40,12 +40,12 @@ func TestChecksumAllocs(t *testing.T) {
 			ip.SetTTL(64)
 			ip.DecrementTTL()
 		},
-		"Sum":              func() { sink += Fold(Sum(payload, 0)) },
-		"Checksum":         func() { sink += Checksum(payload, 0) },
-		"UpdateChecksum16": func() { sink += UpdateChecksum16(ip.Checksum(), 0x4006, 0x3f06) },
-		"UpdateChecksum32": func() { sink += UpdateChecksum32(ip.Checksum(), ip.Src(), ip.Dst()) },
-		"PseudoHeaderSum":  func() { sink += Fold(PseudoHeaderSum(ProtoTCP, p.Src, p.Dst, p.L4Len)) },
-		"L4Checksum":       func() { sink += L4Checksum(&p, frame) },
+		"Sum":               func() { sink += Fold(Sum(payload, 0)) },
+		"Checksum":          func() { sink += Checksum(payload, 0) },
+		"UpdateChecksum16":  func() { sink += UpdateChecksum16(ip.Checksum(), 0x4006, 0x3f06) },
+		"UpdateChecksum32":  func() { sink += UpdateChecksum32(ip.Checksum(), ip.Src(), ip.Dst()) },
+		"PseudoHeaderSum":   func() { sink += Fold(PseudoHeaderSum(ProtoTCP, p.Src, p.Dst, p.L4Len)) },
+		"L4Checksum":        func() { sink += L4Checksum(&p, frame) },
 		"CalculateChecksum": func() { sink += ip.CalculateChecksum() },
 	} {
 		if n := testing.AllocsPerRun(1000, f); n != 0 {

@@ -1,6 +1,9 @@
 package packet
 
-import "testing"
+import (
+	"strconv"
+	"testing"
+)
 
 var sinkParsed Parsed
 var sinkSum uint16
@@ -60,7 +63,7 @@ func BenchmarkChecksumFull(b *testing.B) {
 		for i := range buf {
 			buf[i] = byte(i * 7)
 		}
-		b.Run(itoa(n), func(b *testing.B) {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(n))
 			var s uint16
@@ -70,15 +73,4 @@ func BenchmarkChecksumFull(b *testing.B) {
 			sinkSum = s
 		})
 	}
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
 }

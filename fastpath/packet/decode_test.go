@@ -112,6 +112,20 @@ func decodeCases() []decodeCase {
 				Src: ip4A, Dst: ip4B, TTL: 64, Fragment: true},
 		},
 		{
+			name: "ipv4 fragment at offset 32768 (top offset bit)",
+			frame: ether(EtherTypeIPv4, ip4{ttl: 64, proto: ProtoUDP, id: 77, flags: 1, fragOff: 0x1000 * 8, src: ip4A, dst: ip4B}.
+				build(make([]byte, 16))),
+			want: Parsed{EtherType: EtherTypeIPv4, L3Off: 14, IPProto: ProtoUDP,
+				Src: ip4A, Dst: ip4B, TTL: 64, Fragment: true},
+		},
+		{
+			name: "ipv4 tcp with reserved and AE bits set",
+			frame: ether(EtherTypeIPv4, ip4{ttl: 64, proto: ProtoTCP, src: ip4A, dst: ip4B}.
+				build(mangle(tcp(5, 6, 7, 8, TCPFlagACK, nil, nil), func(b []byte) []byte { b[12] |= 0x0f; return b }))),
+			want: Parsed{EtherType: EtherTypeIPv4, L3Off: 14, L4Off: 34, L4Len: 20, IPProto: ProtoTCP,
+				Src: ip4A, Dst: ip4B, TTL: 64, SrcPort: 5, DstPort: 6, TCPFlags: TCPFlagACK},
+		},
+		{
 			name: "ipv4 dont fragment is not a fragment",
 			frame: ether(EtherTypeIPv4, ip4{ttl: 64, proto: ProtoUDP, flags: 2, src: ip4A, dst: ip4B}.
 				build(udp(9, 10, nil))),

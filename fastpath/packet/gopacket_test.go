@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -141,7 +140,7 @@ func gopacketSummary(frame []byte) (s summary, kinds []string, err error) {
 		return s, nil, el.Error()
 	}
 	var (
-		ipEnd    int   // offset of the end of the IP payload
+		ipEnd    int // offset of the end of the IP payload
 		l4Layers []gopacket.Layer
 	)
 	for _, l := range pkt.Layers() {
@@ -284,6 +283,3 @@ func readPcap(t *testing.T, path string) [][]byte {
 	}
 	return frames
 }
-
-// Keep the reader honest about what it must reject.
-var _ = io.EOF

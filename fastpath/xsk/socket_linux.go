@@ -149,7 +149,7 @@ func (s *Socket) initRings(fill []byte, fillOff unix.XDPRingOffset, comp []byte,
 	s.rx = newConsRing[Desc](rx, rxOff, s.cfg.RxSize)
 	s.tx = newProdRing[Desc](tx, txOff, s.cfg.TxSize)
 	s.chunkMask = ^uint64(s.cfg.FrameSize - 1)
-	s.free = make([]uint64, s.cfg.NumFrames, s.cfg.NumFrames)
+	s.free = make([]uint64, s.cfg.NumFrames)
 	for i := range s.free {
 		// Highest address at the bottom, so chunk 0 is handed out first.
 		s.free[i] = uint64(len(s.free)-1-i) * uint64(s.cfg.FrameSize)
