@@ -67,7 +67,7 @@ type node struct {
 
 // newNode makes a node namespace with IP forwarding off and n pods created
 // by "ringnet pod add", and writes ringnetd's pods file.
-func newNode(t *testing.T, n int) *node {
+func newNode(t *testing.T, n int, addArgs ...string) *node {
 	t.Helper()
 	netnstest.RequireRoot(t)
 	nd := &node{ns: netnstest.New(t, "rnN")}
@@ -78,8 +78,9 @@ func newNode(t *testing.T, n int) *node {
 		p := pod{ns: netnstest.New(t, "rnP"), hostIf: fmt.Sprintf("rn%c", 'a'+i),
 			mac: fmt.Sprintf("02:00:00:00:00:%02x", 0xa+i),
 			ip4: fmt.Sprintf("10.244.0.%d", 10+i), ip6: fmt.Sprintf("fd00::%x", 0xa+i)}
-		out := netnstest.Run(t, nd.ns.Name, filepath.Join(binDir, "ringnet"), "pod", "add", "--netns", p.ns.Path,
-			"--host-if", p.hostIf, "--ipv4", p.ip4, "--ipv6", p.ip6, "--mac", p.mac)
+		argv := append([]string{filepath.Join(binDir, "ringnet"), "pod", "add", "--netns", p.ns.Path,
+			"--host-if", p.hostIf, "--ipv4", p.ip4, "--ipv6", p.ip6, "--mac", p.mac}, addArgs...)
+		out := netnstest.Run(t, nd.ns.Name, argv...)
 		var res struct{ MAC string }
 		if err := json.Unmarshal([]byte(out), &res); err != nil || res.MAC != p.mac {
 			t.Fatalf("ringnet pod add printed %q; want JSON with mac %s", out, p.mac)
@@ -150,11 +151,11 @@ func (nd *node) start(t *testing.T, args ...string) *daemon {
 }
 
 type counters struct {
-	ports   map[string]map[string]uint64 // port -> field -> value
+	ports   map[string]map[string]uint64 // port (or "worker N") -> field -> value
 	reasons map[string]uint64
 }
 
-var portLine = regexp.MustCompile(`^port (\S+) (.*)$`)
+var portLine = regexp.MustCompile(`^(port \S+|worker \d+) (.*)$`)
 
 // parseCounters parses the last counter block ringnetd printed.
 func parseCounters(t *testing.T, out string) counters {
@@ -173,7 +174,7 @@ func parseCounters(t *testing.T, out string) counters {
 				k, v, _ := strings.Cut(kv, "=")
 				fields[k], _ = strconv.ParseUint(v, 10, 64)
 			}
-			c.ports[m[1]] = fields
+			c.ports[strings.TrimPrefix(m[1], "port ")] = fields
 		} else if f := strings.Fields(line); len(f) == 3 && f[0] == "reason" {
 			c.reasons[f[1]], _ = strconv.ParseUint(f[2], 10, 64)
 		}
@@ -474,4 +475,34 @@ func TestBadFrames(t *testing.T) {
 		t.Errorf("forwarded %d frames during the test, want the 3 pings and replies", fwd)
 	}
 	d.stop(t)
+}
+
+// TestBusyPollTwoWorkers runs two pinned, busy-polling workers on veths
+// with two queues each, so both workers carry traffic.
+func TestBusyPollTwoWorkers(t *testing.T) {
+	nd := newNode(t, 2, "--queues", "2")
+	a, b := nd.pods[0], nd.pods[1]
+	d := nd.start(t, "--workers", "2", "--busy-poll", "--cpus", "0,1")
+	netnstest.Run(t, a.ns.Name, "ping", "-c", "3", "-i", "0.2", "-W", "2", b.ip4)
+	netnstest.Run(t, a.ns.Name, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", b.ip6)
+	srv := exec.Command("ip", "netns", "exec", b.ns.Name, "iperf3", "-s", "-1", "-B", b.ip4, "-p", "5203")
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	// Eight parallel streams spread over both queues by flow hash.
+	netnstest.Run(t, a.ns.Name, "iperf3", "-P", "8", "-t", "2", "-c", b.ip4, "-p", "5203")
+	srv.Wait()
+	c := d.stop(t)
+	if c.reasons["forwarded"] < 10000 {
+		t.Errorf("forwarded %d frames, want many: %v", c.reasons["forwarded"], c.reasons)
+	}
+	for _, w := range []string{"worker 0", "worker 1"} {
+		if c.ports[w]["forwarded"] == 0 {
+			t.Errorf("%s forwarded nothing: %v", w, c.ports)
+		}
+	}
+	if !strings.Contains(d.stderr.String(), "busy_poll=true") || strings.Contains(d.stderr.String(), "unpinned") {
+		t.Errorf("ringnetd did not run pinned busy-polling workers:\n%s", d.stderr.String())
+	}
 }

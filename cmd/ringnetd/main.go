@@ -220,6 +220,7 @@ func parseCPUs(s string) ([]int, error) {
 // writeCounters prints the counters in a stable, line-oriented form:
 //
 //	port NAME rx_frames=N tx_frames=N xsk_rx_dropped=N ...
+//	worker I forwarded=N dropped=N
 //	reason NAME N
 //
 // Reasons with a zero count are left out.
@@ -239,6 +240,15 @@ func writeCounters(w io.Writer, dp *pipeline.Dataplane) {
 		}
 		fmt.Fprintf(&b, "port %s rx_frames=%d tx_frames=%d xsk_rx_dropped=%d xsk_rx_ring_full=%d xsk_fill_ring_empty=%d xsk_tx_invalid=%d tx_kicks=%d tx_kick_errors=%d\n",
 			p.Ifname, p.RxFrames, p.TxFrames, k.RxDropped, k.RxRingFull, k.RxFillRingEmpty, k.TxInvalidDescs, k.Kicks, k.KickErrors)
+	}
+	for i, w := range dp.Workers() {
+		var drops uint64
+		for _, r := range stats.Reasons() {
+			if r.IsDrop() {
+				drops += w.Counters.Load(r)
+			}
+		}
+		fmt.Fprintf(&b, "worker %d forwarded=%d dropped=%d\n", i, w.Counters.Load(stats.Forwarded), drops)
 	}
 	for _, r := range stats.Reasons() {
 		if n := reasons[r]; n > 0 {

@@ -338,6 +338,7 @@ func malformedCases() []malformedCase {
 		{"arp protocol length", mangle(frameARP(), func(b []byte) []byte { b[19] = 16; return b }), BadARP},
 		{"ipv4 19 bytes", frameIPv4UDP()[:14+19], TruncatedIPv4},
 		{"ipv4 ihl past frame", mangle(frameIPv4UDP(), func(b []byte) []byte { b[14] = 0x4f; return b }), TruncatedIPv4},
+		{"ipv4 ihl one past frame", ether(EtherTypeIPv4, ip4{ttl: 1, proto: 200, src: ip4A, dst: ip4B, opts: make([]byte, 4)}.build(nil))[:14+23], TruncatedIPv4},
 		{"ipv4 with version 6", mangle(frameIPv4UDP(), func(b []byte) []byte { b[14] = 0x65; return b }), BadIPVersion},
 		{"ipv6 ethertype, ipv4 packet", mangle(frameIPv4TCP(), func(b []byte) []byte {
 			b[12], b[13] = 0x86, 0xdd

@@ -231,7 +231,7 @@ func frameIPv6TCP() []byte {
 }
 
 func frameIPv6UDP() []byte {
-	return ether(EtherTypeIPv6, ip6{nh: ProtoUDP, hop: 64, src: ip6A, dst: ip6B}.
+	return ether(EtherTypeIPv6, ip6{tc: 0xb9, flow: 0xf1234, nh: ProtoUDP, hop: 64, src: ip6A, dst: ip6B}.
 		build(udp(5353, 5353, []byte("ringnet"))))
 }
 
