@@ -26,6 +26,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/safchain/ethtool"
@@ -220,11 +221,12 @@ func podSide(cfg Config) (Port, error) {
 	return Port{PodIfname: cfg.PodIfname, PodMAC: link.Attrs().HardwareAddr, IPv4: cfg.IPv4, IPv6: cfg.IPv6}, nil
 }
 
-// txOffloads are the features that let a frame leave the pod unfinished.
-var txOffloads = []string{
-	"tx-checksum-ip-generic", "tx-tcp-segmentation", "tx-tcp6-segmentation",
-	"tx-tcp-ecn-segmentation", "tx-tcp-mangleid-segmentation",
-	"tx-generic-segmentation", "tx-udp-segmentation",
+// isTxOffload reports whether an ethtool feature lets a frame leave the
+// pod unfinished: any transmit checksum offload (tx-checksum-*) or
+// segmentation offload (tx-*-segmentation, tx-gso-*).
+func isTxOffload(name string) bool {
+	return strings.HasPrefix(name, "tx-checksum") || strings.HasPrefix(name, "tx-gso") ||
+		(strings.HasPrefix(name, "tx-") && strings.HasSuffix(name, "segmentation"))
 }
 
 func disableTxOffloads(ifname string) error {
@@ -238,8 +240,8 @@ func disableTxOffloads(ifname string) error {
 		return err
 	}
 	change := map[string]bool{}
-	for _, f := range txOffloads {
-		if _, ok := have[f]; ok {
+	for f, on := range have {
+		if on && isTxOffload(f) {
 			change[f] = false
 		}
 	}
