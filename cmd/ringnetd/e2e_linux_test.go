@@ -253,13 +253,13 @@ func TestPodToPod(t *testing.T) {
 	netnstest.Run(t, a.ns.Name, "ping", "-c", "5", "-i", "0.2", "-W", "2", b.ip4)
 	netnstest.Run(t, a.ns.Name, "ping", "-6", "-c", "5", "-i", "0.2", "-W", "2", b.ip6)
 
-	// UDP: 2 s at 50 Mbit/s; the server reports what it received.
+	// UDP: 2 s at 20 Mbit/s; the server reports what it received.
 	srv := exec.Command("ip", "netns", "exec", b.ns.Name, "iperf3", "-s", "-1", "-B", b.ip4, "-p", "5201")
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
-	out := netnstest.Run(t, a.ns.Name, "iperf3", "-J", "-u", "-b", "50M", "-t", "2", "-c", b.ip4, "-p", "5201")
+	out := netnstest.Run(t, a.ns.Name, "iperf3", "-J", "-u", "-b", "20M", "-t", "2", "-c", b.ip4, "-p", "5201")
 	srv.Wait()
 	var udp struct {
 		End struct {
@@ -272,8 +272,8 @@ func TestPodToPod(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &udp); err != nil {
 		t.Fatalf("iperf3 UDP output: %v\n%s", err, out)
 	}
-	if udp.End.Sum.Packets < 1000 || udp.End.Sum.LostPercent > 5 {
-		t.Errorf("UDP: %d packets, %.1f%% lost; want >= 1000 and <= 5%%", udp.End.Sum.Packets, udp.End.Sum.LostPercent)
+	if udp.End.Sum.Packets < 1000 || udp.End.Sum.LostPercent > 10 {
+		t.Errorf("UDP: %d packets, %.1f%% lost; want >= 1000 and <= 10%%", udp.End.Sum.Packets, udp.End.Sum.LostPercent)
 	}
 
 	// TCP: 50 MB, which only arrives whole if checksums and segmentation

@@ -37,12 +37,13 @@ const (
 	TxRingFull       // destination socket's TX ring was full
 	NoPort           // destination port is gone (between snapshots)
 
-	// malformedBase + m counts frames Decode rejected with packet.Malformed m.
+	// malformedBase + m - 1 counts frames Decode rejected with
+	// packet.Malformed m (m > 0).
 	malformedBase
 )
 
 // NumReasons is the number of distinct reasons.
-const NumReasons = int(malformedBase) + int(packet.NumMalformed)
+const NumReasons = int(malformedBase) + int(packet.NumMalformed) - 1
 
 var names = func() [NumReasons]string {
 	var n [NumReasons]string
@@ -53,13 +54,13 @@ var names = func() [NumReasons]string {
 		"tx_no_frame", "tx_ring_full", "no_port",
 	})
 	for m := packet.Malformed(1); m < packet.NumMalformed; m++ {
-		n[malformedBase+Reason(m)] = "malformed_" + m.String()
+		n[Malformed(m)] = "malformed_" + m.String()
 	}
 	return n
 }()
 
 // Malformed is the reason for a frame Decode rejected with m (m != 0).
-func Malformed(m packet.Malformed) Reason { return malformedBase + Reason(m) }
+func Malformed(m packet.Malformed) Reason { return malformedBase + Reason(m) - 1 }
 
 // String is the reason's name as exported in metrics, e.g. "ttl_expired".
 func (r Reason) String() string {
