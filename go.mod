@@ -14,4 +14,4 @@ require (
 	sigs.k8s.io/yaml v1.4.0
 )
 
-require github.com/google/gopacket v1.1.19 // indirect
+require github.com/google/gopacket v1.1.19
