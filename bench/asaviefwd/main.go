@@ -33,7 +33,7 @@
 // of the transmitting socket's UMEM, as in examples/l2fwd. Frames received
 // when the other side has no free TX slot are dropped (counted).
 //
-// On exit (SIGINT or SIGTERM) it unregisters and detaches both programs,
+// On exit (SIGINT or SIGTERM) it detaches both programs,
 // closes the sockets and prints its counters on stdout:
 //
 //	asaviefwd a_to_b=N b_to_a=N dropped_no_tx_slot=N
@@ -160,10 +160,10 @@ func openPort(name string) (*port, error) {
 	return p, nil
 }
 
+// close detaches the program and closes the socket. It does not call
+// Program.Unregister: in v0.3.3 that deletes from an array map first, which
+// the kernel refuses (EINVAL), and detaching the program is what matters.
 func (p *port) close(log *slog.Logger) {
-	if err := p.prog.Unregister(queueID); err != nil {
-		log.Warn("unregister socket", "link", p.name, "err", err)
-	}
 	if err := p.prog.Detach(p.ifindex); err != nil {
 		log.Warn("detach program", "link", p.name, "err", err)
 	}

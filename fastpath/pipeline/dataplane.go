@@ -167,10 +167,14 @@ func (d *Dataplane) addPort(p *Port) error {
 	} else {
 		next.ports[id] = p
 	}
+	// Ports before endpoints: a worker that sees the new endpoint also
+	// finds its port (or, having loaded the old set, drops the frame as
+	// NoPort); it never sends to a port it does not know.
+	d.ports.Store(next)
 	if err := d.publishEndpoints(next); err != nil {
+		d.ports.Store(old)
 		return err
 	}
-	d.ports.Store(next)
 	return nil
 }
 
@@ -230,6 +234,8 @@ func (d *Dataplane) unpublish(p *Port) error {
 	for len(next.ports) > 0 && next.ports[len(next.ports)-1] == nil {
 		next.ports = next.ports[:len(next.ports)-1]
 	}
+	// Endpoints before ports: no new frame is routed to the port, then
+	// workers let go of it.
 	if err := d.publishEndpoints(next); err != nil {
 		return err
 	}
