@@ -22,6 +22,8 @@ test: deps ## run every test, root tests included (needs root)
 	@if [ "$$(id -u)" -ne 0 ]; then echo "test: not root: tests needing namespaces, XDP and AF_XDP will be skipped" >&2; fi
 	@echo "test: go test ./... (unit, netns end-to-end, benchmark smoke)"
 	$(GO) test $(TESTFLAGS) ./...
+	@echo "test: race detector on the fast path and tables"
+	$(GO) test -race $(TESTFLAGS) ./fastpath/... ./tables/...
 
 bench: bench-micro bench-e2e ## run all benchmarks and print the figures
 
