@@ -36,7 +36,9 @@
 // On exit (SIGINT or SIGTERM) it detaches both programs,
 // closes the sockets and prints its counters on stdout:
 //
-//	asaviefwd a_to_b=N b_to_a=N dropped_no_tx_slot=N
+//	asaviefwd a_to_b=N b_to_a=N dropped_no_tx_slot=N a_rx_dropped=N a_rx_ring_full=N ...
+//
+// (the last ones are each socket's XDP_STATISTICS).
 //
 // It logs "msg=forwarding" on stderr once both sockets are ready.
 package main
@@ -118,8 +120,21 @@ func run(args []string, log *slog.Logger) error {
 	log.Info("forwarding", "a", *aName, "b", *bName)
 	var c counters
 	err = forward(a.xsk, b.xsk, aMAC, bMAC, &stop, &c)
-	fmt.Printf("asaviefwd a_to_b=%d b_to_a=%d dropped_no_tx_slot=%d\n", c.aToB, c.bToA, c.noTxSlot)
+	fmt.Printf("asaviefwd a_to_b=%d b_to_a=%d dropped_no_tx_slot=%d %s %s\n",
+		c.aToB, c.bToA, c.noTxSlot, a.kernelStats("a"), b.kernelStats("b"))
 	return err
+}
+
+// kernelStats formats the socket's kernel-side drop counters
+// (XDP_STATISTICS): frames the kernel could not put on the RX ring.
+func (p *port) kernelStats(side string) string {
+	st, err := p.xsk.Stats()
+	if err != nil {
+		return side + "_stats_error=1"
+	}
+	k := st.KernelStats
+	return fmt.Sprintf("%s_rx_dropped=%d %s_rx_ring_full=%d %s_fill_ring_empty=%d",
+		side, k.Rx_dropped, side, k.Rx_ring_full, side, k.Rx_fill_ring_empty_descs)
 }
 
 // port is one host-side veth with asavie's program attached and one socket

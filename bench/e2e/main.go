@@ -1,0 +1,336 @@
+// Command e2e is ringnet's end-to-end benchmark: 64-byte UDP packets per
+// second and request/response latency between two pods on one node, with
+// four ways of forwarding between them over the same veths:
+//
+//	(a) kernel routing (ip_forward, /32 routes; no XDP)
+//	(b) a minimal forwarder on github.com/asavie/xdp (bench/asaviefwd)
+//	(c) ringnetd, interrupt-driven (default flags)
+//	(d) ringnetd --busy-poll --cpus 1
+//
+// Run it as root from the repository:
+//
+//	go run ./bench/e2e [--runs 5] [--window 5s] [--variants a,b,c,d]
+//	                   [--latency=false] [--quick] [--json FILE] [--markdown FILE]
+//
+// It builds ringnet, ringnetd and asaviefwd once into a temporary folder,
+// makes one topology (a node namespace and two pod namespaces joined by veths
+// made with "ringnet pod add"), then runs the variants interleaved round by
+// round (a,b,c,d,a,b,c,d,...) so that machine noise hits all alike. Each
+// round of a variant: start it, run trafgen in pod A (one worker on CPU 0),
+// count what pod B's eth0 receives over the window, stop trafgen, prove from
+// the variant's own counters that it carried the traffic, run a sockperf
+// ping-pong (a, c, d), stop the variant and check it left nothing behind.
+//
+// Everything it creates (namespaces, processes) is removed on exit, on error
+// and on SIGINT/SIGTERM. Namespaces are named rnbench-PID-...; a later run
+// removes those of a run that was killed with SIGKILL.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// options are the benchmark's settings; flags fill them.
+type options struct {
+	Runs     int
+	Warmup   time.Duration
+	Window   time.Duration
+	Variants []string // ids, in order
+	Latency  bool
+	JSON     string
+	Markdown string
+	Command  string // how the run was invoked, for the reports
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	rep, err := bench(ctx, o, os.Stderr)
+	if rep != nil {
+		rep.WriteTable(os.Stdout)
+		if o.JSON != "" {
+			if werr := rep.WriteJSON(o.JSON); werr != nil {
+				fmt.Fprintln(os.Stderr, "e2e: write json:", werr)
+				err = errors.Join(err, werr)
+			}
+		}
+		if o.Markdown != "" {
+			if werr := rep.WriteMarkdown(o.Markdown); werr != nil {
+				fmt.Fprintln(os.Stderr, "e2e: write markdown:", werr)
+				err = errors.Join(err, werr)
+			}
+		}
+	}
+	switch {
+	case errors.Is(err, errStopped) || ctx.Err() != nil:
+		fmt.Fprintln(os.Stderr, "e2e: interrupted; everything it made has been removed")
+		os.Exit(130)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	case rep.Failed():
+		fmt.Fprintln(os.Stderr, "e2e: some rounds failed (see FAILED lines above)")
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (options, error) {
+	fs := flag.NewFlagSet("e2e", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: go run ./bench/e2e [flags]   (as root, from the ringnet repository)\n\n"+
+			"Measures pod-to-pod 64-byte UDP pps and sockperf latency for:\n")
+		for _, v := range variants {
+			fmt.Fprintf(fs.Output(), "  (%s) %s: %s\n", v.ID, v.Name, v.Desc)
+		}
+		fmt.Fprintf(fs.Output(), "\nflags:\n")
+		fs.PrintDefaults()
+	}
+	runs := fs.Int("runs", 5, "rounds per variant (interleaved a,b,c,d,a,b,c,d,...)")
+	window := fs.Duration("window", 5*time.Second, "throughput measurement window (also sockperf's duration)")
+	warmup := fs.Duration("warmup", time.Second, "traffic before the window starts")
+	vs := fs.String("variants", "a,b,c,d", "comma-separated subset of a,b,c,d")
+	lat := fs.Bool("latency", true, "run sockperf ping-pong for a, c and d")
+	jsonPath := fs.String("json", "", "write every raw and summarised figure as JSON to `FILE`")
+	mdPath := fs.String("markdown", "", "write a docs/benchmarks.md section to `FILE`")
+	quick := fs.Bool("quick", false, "smoke run: 1 round, 2s window, 0.5s warm-up (unless given explicitly)")
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
+	}
+	if fs.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *quick {
+		if !set["runs"] {
+			*runs = 1
+		}
+		if !set["window"] {
+			*window = 2 * time.Second
+		}
+		if !set["warmup"] {
+			*warmup = 500 * time.Millisecond
+		}
+	}
+	o := options{Runs: *runs, Window: *window, Warmup: *warmup, Latency: *lat, JSON: *jsonPath, Markdown: *mdPath}
+	if o.Runs < 1 {
+		return o, fmt.Errorf("--runs must be at least 1")
+	}
+	if o.Window < time.Second {
+		return o, fmt.Errorf("--window must be at least 1s")
+	}
+	if o.Warmup < 0 {
+		return o, fmt.Errorf("--warmup must not be negative")
+	}
+	for _, id := range strings.Split(*vs, ",") {
+		id = strings.TrimSpace(id)
+		if _, ok := variantByID(id); !ok {
+			return o, fmt.Errorf("--variants: unknown variant %q (want a subset of a,b,c,d)", id)
+		}
+		if !slices.Contains(o.Variants, id) {
+			o.Variants = append(o.Variants, id)
+		}
+	}
+	o.Command = "go run ./bench/e2e"
+	if len(args) > 0 {
+		o.Command += " " + strings.Join(args, " ")
+	}
+	return o, nil
+}
+
+// bench runs the whole benchmark and returns its report. A round that fails
+// is recorded in the report (and makes Report.Failed true); an error is
+// returned only when the benchmark cannot go on (build, topology,
+// interruption), together with what was measured so far.
+func bench(ctx context.Context, o options, logw io.Writer) (*Report, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("must run as root (network namespaces, XDP, AF_XDP)")
+	}
+	for _, tool := range []string{"ip", "trafgen", "taskset", "sysctl", "sockperf"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("%s not found: install iproute2, netsniff-ng, util-linux, procps and sockperf", tool)
+		}
+	}
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "ringnet-e2e-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin, err := build(ctx, root, dir, logw)
+	if err != nil {
+		return nil, err
+	}
+	sweepStale(ctx, logw)
+
+	rep := &Report{Meta: meta(o)}
+	for _, id := range o.Variants {
+		v, _ := variantByID(id)
+		rep.variant(v)
+	}
+	t, err := newTopo(ctx, bin, dir, logw)
+	defer t.cleanup()
+	if err != nil {
+		return nil, fmt.Errorf("build topology: %w", err)
+	}
+	fmt.Fprintf(logw, "topology: node %s, pods %s (%s) and %s (%s)\n", t.node, t.podA, podAIP, t.podB, podBIP)
+
+	for round := 1; round <= o.Runs; round++ {
+		for _, id := range o.Variants {
+			v, _ := variantByID(id)
+			res := t.round(ctx, v, o)
+			if ctx.Err() != nil {
+				// The interrupted round is left out: it measured nothing.
+				rep.summarise()
+				return rep, errStopped
+			}
+			res.Round = round
+			vr := rep.variant(v)
+			vr.Runs = append(vr.Runs, res)
+			switch {
+			case res.Error != "":
+				fmt.Fprintf(logw, "round %d (%s) %-18s FAILED: %s\n", round, v.ID, v.Name, res.Error)
+			default:
+				line := fmt.Sprintf("round %d (%s) %-18s rx %8.0f pps  offered %8.0f pps", round, v.ID, v.Name, res.Throughput.RxPPS, res.Throughput.OfferedPPS)
+				if l := res.Latency; l != nil {
+					line += fmt.Sprintf("  p50 %.1f p99 %.1f p99.9 %.1f µs", l.P50us, l.P99us, l.P999us)
+				}
+				if n := res.Throughput.TrafgenRestarts; n > 0 {
+					line += fmt.Sprintf("  (trafgen restarted %d×)", n)
+				}
+				fmt.Fprintln(logw, line)
+			}
+		}
+	}
+	rep.summarise()
+	return rep, nil
+}
+
+// round runs one round of one variant.
+func (t *topo) round(ctx context.Context, v variant, o options) *RunResult {
+	res := &RunResult{}
+	fail := func(step string, err error) *RunResult {
+		if res.Error == "" {
+			res.Error = fmt.Sprintf("%s: %v", step, err)
+		}
+		return res
+	}
+	if err := t.preflight(ctx); err != nil {
+		return fail("before start", err)
+	}
+	b0, err := stats(t.podBN, "eth0")
+	if err != nil {
+		return fail("before start", err)
+	}
+	inst, err := v.start(ctx, t)
+	if err != nil {
+		return fail("start", err)
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		final, err := inst.stop(ctx)
+		res.Final = final
+		if err != nil {
+			fail("stop", err)
+		}
+		if err := t.postflight(ctx); err != nil {
+			fail("after stop", err)
+		}
+	}
+	defer stop()
+
+	tp, err := t.throughput(ctx, b0.RxPackets, o.Warmup, o.Window)
+	if err != nil {
+		return fail("throughput", err)
+	}
+	res.Throughput = &tp
+	if res.Counters, err = inst.check(ctx, tp.Delivered); err != nil {
+		return fail("check", err)
+	}
+	if v.Latency && o.Latency {
+		l, err := t.latency(ctx, int(o.Window/time.Second))
+		if err != nil {
+			return fail("latency", err)
+		}
+		res.Latency = &l
+	}
+	stop()
+	return res
+}
+
+func meta(o options) Meta {
+	m := Meta{
+		Command:       o.Command,
+		Date:          time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+		Cores:         runtime.NumCPU(),
+		GoVersion:     runtime.Version(),
+		Runs:          o.Runs,
+		WarmupSeconds: o.Warmup.Seconds(),
+		WindowSeconds: o.Window.Seconds(),
+		Frame:         fmt.Sprintf("%d bytes + FCS: Ethernet, IPv4, UDP %s:40000 -> %s:%d, 18 bytes payload", frameLen, podAIP, podBIP, sinkPort),
+		Method: []string{
+			"One node namespace and two pod namespaces; each pod's veth is made by `ringnet pod add` (tx checksum/TSO/GSO off in the pod, /32 address, default route via 169.254.1.1).",
+			"Traffic: trafgen in pod A (`taskset -c 0 trafgen --cpus 1`, one worker on CPU 0), one 60-byte frame (64 on the wire) repeated: IPv4/UDP to pod B, correct IPv4 header checksum, UDP checksum 0. trafgen aborts when its send buffer is momentarily full (\"Flushing TX_RING failed\"); such a measurement is thrown away and taken again with a fresh trafgen (at most 3 times; counted as trafgen_restarts in the JSON).",
+			"Figure: pod B eth0 rx_packets (netlink IFLA_STATS64, the counter behind /sys/class/net/eth0/statistics/rx_packets) over the window. A UDP socket in pod B is bound to the destination port and never read: the kernel drops datagrams at the full socket buffer instead of answering ICMP port unreachable.",
+			"Offered: pod A eth0 tx_packets + tx_dropped over the same window; loss is 1 - rx/offered: near zero, pod B got everything trafgen could send, so the sender (CPU 0: trafgen plus the host end's receive path), not the forwarding, set the rate. CPU busy: /proc/stat over the window. CPU ns per packet: the busy time of all CPUs (trafgen, forwarding and pod B's stack together) divided by the packets pod B received.",
+			"Each round checks the variant carried the traffic: (a) ip_forward=1 and Ip ForwDatagrams, (b) asaviefwd's own count, (c)/(d) ip_forward=0, no kernel route to the pods, ringnetd's `reason forwarded` (SIGUSR1); each must be at least 90% of what pod B received.",
+			"Latency: `sockperf ping-pong -i <pod B> -p 11111 -t <window> -m 64` from pod A to `sockperf server` in pod B, neither pinned (in (d) CPU 1 belongs to the spinning worker, so both share CPU 0); sockperf's percentiles (half round trip, µs), median over rounds.",
+		},
+	}
+	if o.Latency {
+		m.LatencySeconds = int(o.Window / time.Second)
+	}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		m.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		processors := 0
+		for _, line := range strings.Split(string(data), "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			switch k = strings.TrimSpace(k); {
+			case !ok:
+			case k == "processor":
+				processors++
+			case k == "model name" && m.CPUModel == "":
+				m.CPUModel = strings.TrimSpace(v)
+			}
+		}
+		if processors > 0 {
+			m.Cores = processors
+		}
+	}
+	if m.CPUModel == "" {
+		m.CPUModel = "unknown CPU"
+	}
+	return m
+}
