@@ -15,3 +15,10 @@ require (
 )
 
 require github.com/google/gopacket v1.1.19
+
+require (
+	github.com/containernetworking/cni v1.3.0 // indirect
+	github.com/gaissmai/bart v0.30.0 // indirect
+	github.com/songgao/water v0.0.0-20200317203138-2b4b6d7c09d8 // indirect
+	go.etcd.io/bbolt v1.5.0 // indirect
+)
