@@ -32,12 +32,16 @@ import (
 const usage = `ringnetd: ringnet's node daemon (AF_XDP fast path)
 
 Usage:
-  ringnetd --pods FILE [flags]
+  ringnetd --pod-cidr 10.244.0.0/24 [--pod-cidr fd00::/64] [flags]   pods from the CNI plugin
+  ringnetd --pods FILE [flags]                                      pods from a static file
 
 Run it in the node's network namespace (e.g. ip netns exec NODE ringnetd ...).
-It attaches to the host end of each pod's veth listed in FILE and forwards
-between the pods in user space. Create the pods first, e.g. with
-"ringnet pod add".
+With --pod-cidr it serves the CNI plugin (the "ringnet" CNI binary) on
+--socket: it hands out pod addresses from the pod CIDRs (kept in --state-dir,
+never handed out twice, also across crashes), attaches each pod's port as the
+plugin creates it, and re-attaches existing pods when restarted. With --pods it
+attaches to the host end of each pod's veth listed in FILE (made e.g. with
+"ringnet pod add"). Both may be given.
 
 FILE (YAML or JSON):
   pods:
@@ -86,6 +90,7 @@ func run(args []string, out io.Writer) error {
 	ringSize := fs.Uint("ring-size", xsk.DefaultRingSize, "size of each AF_XDP ring (power of two)")
 	noWakeup := fs.Bool("no-need-wakeup", false, "do not use need_wakeup (a syscall per TX batch; for measurement only)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	cni := addCNIFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -97,13 +102,16 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if *podsPath == "" {
+	if *podsPath == "" && len(cni.podCIDRs) == 0 {
 		fs.Usage()
-		return errors.New("--pods is required")
+		return errors.New("give --pod-cidr (pods come from the CNI plugin) and/or --pods (a static pods file)")
 	}
-	pods, err := readPods(*podsPath)
-	if err != nil {
-		return err
+	var pods []pipeline.PortSpec
+	if *podsPath != "" {
+		var err error
+		if pods, err = readPods(*podsPath); err != nil {
+			return err
+		}
 	}
 	mode, err := xdp.ParseMode(*xdpMode)
 	if err != nil {
@@ -147,6 +155,13 @@ func run(args []string, out io.Writer) error {
 	}
 	if err := dp.Start(); err != nil {
 		return err
+	}
+	if len(cni.podCIDRs) > 0 {
+		stopAPI, err := startAPI(cni, dp, log)
+		if err != nil {
+			return err
+		}
+		defer stopAPI()
 	}
 	log.Info("forwarding", "ports", len(pods), "workers", cfg.Workers, "busy_poll", cfg.BusyPoll,
 		"cpus", *cpus, "xdp_mode", mode, "bind", bm)

@@ -142,6 +142,27 @@ func New(cfg Config) (*Dataplane, error) {
 // Config returns the configuration in effect.
 func (d *Dataplane) Config() Config { return d.cfg }
 
+// Port returns the attached port whose host interface is ifname.
+func (d *Dataplane) Port(ifname string) (*Port, bool) {
+	for _, p := range d.ports.Load().ports {
+		if p != nil && p.Spec.Ifname == ifname {
+			return p, true
+		}
+	}
+	return nil, false
+}
+
+// NumPorts is the number of attached ports.
+func (d *Dataplane) NumPorts() int {
+	n := 0
+	for _, p := range d.ports.Load().ports {
+		if p != nil {
+			n++
+		}
+	}
+	return n
+}
+
 // Workers returns the workers, for their counters.
 func (d *Dataplane) Workers() []*Worker { return d.workers }
 

@@ -31,8 +31,9 @@ func (d *Dataplane) AddPort(spec PortSpec) (_ *Port, err error) {
 		return nil, fmt.Errorf("port %s: %w", spec.Ifname, err)
 	}
 	p := &Port{Spec: spec}
+	published := false
 	defer func() {
-		if err != nil {
+		if err != nil && !published {
 			p.close()
 		}
 	}()
@@ -57,7 +58,13 @@ func (d *Dataplane) AddPort(spec PortSpec) (_ *Port, err error) {
 	if err := d.addPort(p); err != nil {
 		return nil, err
 	}
-	d.wakeWorkers()
+	published = true
+	// Return only once every worker forwards for the port. If a worker is
+	// stuck the port stays attached (closing sockets a worker may still
+	// touch would be unsafe) and the caller hears of it.
+	if qerr := d.quiesce(d.ports.Load().gen); qerr != nil {
+		return p, qerr
+	}
 	return p, nil
 }
 

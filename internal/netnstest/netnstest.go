@@ -5,10 +5,10 @@ package netnstest
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -23,11 +23,13 @@ func RequireRoot(t testing.TB) {
 	}
 }
 
-// Name returns a namespace name unique to this process and call: prefix
-// followed by the pid and random digits, at most 15 bytes when prefix is at
-// most 4, so that it also fits an interface name.
+var seq atomic.Uint32
+
+// Name returns a namespace name unique to this process and call: prefix,
+// the pid and a sequence number; at most 15 bytes when prefix is at most 4
+// and fewer than 10000 names are made, so that it also fits an interface name.
 func Name(prefix string) string {
-	return fmt.Sprintf("%s%d%03d", prefix, os.Getpid()%100000, rand.IntN(1000))
+	return fmt.Sprintf("%s%d-%d", prefix, os.Getpid()%100000, seq.Add(1)%10000)
 }
 
 // NS is a named network namespace made by New.

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ringnet/ringnet/agent/api"
+	agentd "github.com/ringnet/ringnet/agent/daemon"
+	"github.com/ringnet/ringnet/agent/ipam"
+	"github.com/ringnet/ringnet/fastpath/pipeline"
+)
+
+// cniFlags are the flags of the CNI plugin's API and IPAM.
+type cniFlags struct {
+	podCIDRs prefixList
+	socket   string
+	stateDir string
+	mtu      int
+}
+
+type prefixList []netip.Prefix
+
+func (l *prefixList) String() string {
+	var s []string
+	for _, p := range *l {
+		s = append(s, p.String())
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *prefixList) Set(v string) error {
+	for _, f := range strings.Split(v, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(f))
+		if err != nil {
+			return err
+		}
+		*l = append(*l, p)
+	}
+	return nil
+}
+
+func addCNIFlags(fs *flag.FlagSet) *cniFlags {
+	c := &cniFlags{}
+	fs.Var(&c.podCIDRs, "pod-cidr", "the node's pod CIDR to hand addresses out of, IPv4 and/or IPv6 (repeat or comma-separate); enables the CNI plugin's API")
+	fs.StringVar(&c.socket, "socket", api.DefaultSocket, "unix socket the CNI plugin calls")
+	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/ringnet", "where address allocations are kept")
+	fs.IntVar(&c.mtu, "mtu", 1500, "MTU of pod interfaces")
+	return c
+}
+
+// startAPI opens the address store, re-attaches the ports of pods that
+// survived a restart, and serves the CNI plugin on its socket. The returned
+// stop function closes the server and the store.
+func startAPI(c *cniFlags, dp *pipeline.Dataplane, log *slog.Logger) (stop func(), err error) {
+	if c.mtu < 576 || c.mtu > 9000 {
+		return nil, fmt.Errorf("--mtu %d out of range [576, 9000]", c.mtu)
+	}
+	store, err := ipam.Open(filepath.Join(c.stateDir, "ipam.db"), c.podCIDRs)
+	if err != nil {
+		return nil, err
+	}
+	d := agentd.New(dp, store, c.mtu, log)
+	restored, missing, err := d.Restore()
+	if err != nil {
+		log.Warn("some pods could not be re-attached", "err", err)
+	}
+	if restored+missing > 0 {
+		log.Info("restored pods", "attached", restored, "without_veth", missing)
+	}
+	ln, err := listenUnix(c.socket)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	srv := api.NewServer(d)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("API server", "err", err)
+		}
+	}()
+	log.Info("serving the CNI plugin", "socket", c.socket, "pod_cidrs", c.podCIDRs.String(), "state", store.Pools())
+	return func() {
+		srv.Close()
+		os.Remove(c.socket)
+		store.Close()
+	}, nil
+}
+
+// listenUnix listens on path with mode 0600 in a 0700 directory, replacing
+// a stale socket but refusing to steal one a live daemon serves.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("socket %s: another ringnetd is serving it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
+	}
+	old := umask(0o177)
+	ln, err := net.Listen("unix", path)
+	umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
