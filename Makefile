@@ -14,9 +14,10 @@ help: ## list the targets
 deps: ## install missing Debian packages (apt-get) and Go modules
 	@scripts/deps.sh
 
-build: ## build ringnetd and ringnet into bin/
-	@echo "build: $(BIN)/ringnetd $(BIN)/ringnet"
+build: ## build ringnetd, ringnet (CLI) and the CNI plugin (bin/cni/ringnet)
+	@echo "build: $(BIN)/ringnetd $(BIN)/ringnet $(BIN)/cni/ringnet"
 	@$(GO) build -o $(BIN)/ ./cmd/ringnetd ./cmd/ringnet
+	@$(GO) build -o $(BIN)/cni/ringnet ./cmd/ringnet-cni
 
 test: deps ## run every test, root tests included (needs root)
 	@if [ "$$(id -u)" -ne 0 ]; then echo "test: not root: tests needing namespaces, XDP and AF_XDP will be skipped" >&2; fi
