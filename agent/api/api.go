@@ -265,6 +265,9 @@ func NewServer(h Handler) *http.Server {
 		if err := dec.Decode(v); err != nil {
 			return &Error{Code: CodeInvalid, Message: "bad request body: " + err.Error()}
 		}
+		if dec.More() {
+			return &Error{Code: CodeInvalid, Message: "bad request body: data after the JSON object"}
+		}
 		return nil
 	}
 	pod := func(r *http.Request) (Pod, error) {
