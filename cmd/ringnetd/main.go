@@ -78,7 +78,7 @@ func main() {
 func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("ringnetd", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
-	podsPath := fs.String("pods", "", "file listing the node's pods (required)")
+	podsPath := fs.String("pods", "", "static file listing the node's pods (see above)")
 	workers := fs.Int("workers", 1, "fast-path workers; every pod veth needs this many queues")
 	cpus := fs.String("cpus", "", "comma-separated CPUs to pin workers to (worker i on the i-th, round robin); empty: not pinned")
 	busy := fs.Bool("busy-poll", false, "spin on the rings instead of sleeping when idle (lowest latency, one core per worker)")

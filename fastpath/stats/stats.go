@@ -1,11 +1,24 @@
 // Package stats names what the fast path does with each frame and counts it.
 //
-// Every frame a worker takes off a ring ends in exactly one [Reason]: it was
-// forwarded, answered, or dropped for a named cause. A worker counts into
-// its own [Counters] with plain increments and publishes them with atomic
-// stores once per batch, so the per-packet cost is one add to memory no other
-// core writes, and readers on other goroutines (metrics, SIGUSR1) never race
-// with the worker.
+// Every frame a worker takes off a ring, or from the slow path's queue, ends
+// in exactly one [Reason]: it was forwarded, answered, or not delivered by
+// the fast path for a named cause. For the causes on the punt list (package
+// pipeline) "not delivered" means handed to the slow path when there is one,
+// and dropped otherwise; a punt-list frame that its token bucket or a full
+// queue kept from the slow path is counted under an over-limit reason
+// (ToHostOverLimit, ...) or PuntQueueFull instead of its cause, so the cause's
+// count is exactly what reached the slow path's queue.
+//
+// The slow path's own goroutines count with the same type: the TAP reader
+// counts each frame it reads as HostRx or HostRxQueueFull, the TAP writer
+// each frame it writes as HostTx or HostTxError. A frame from the host is
+// therefore counted twice in a sum over all counters, once per stage: by the
+// reader (HostRx) and by the worker that delivers it (Forwarded, ...).
+//
+// A goroutine counts into its own [Counters] with plain increments and
+// publishes them with atomic stores once per batch, so the per-packet cost is
+// one add to memory no other core writes, and readers on other goroutines
+// (metrics, SIGUSR1) never race with the writer.
 package stats
 
 import (
@@ -37,6 +50,26 @@ const (
 	TxRingFull       // destination socket's TX ring was full
 	NoPort           // destination port is gone (between snapshots)
 
+	// Punt list causes added with the slow path; see package pipeline.
+	ToHost      // addressed to one of the node's own addresses
+	Unreachable // in a local pod prefix, but no pod has the address: ICMP destination unreachable
+
+	// Punt-list frames kept from the slow path.
+	ToHostOverLimit           // to_host over its token bucket
+	NoRouteOverLimit          // no_route over its token bucket
+	IPOptionsOverLimit        // ip_options over its token bucket
+	FragmentOverLimit         // fragment over its token bucket
+	UnknownEtherTypeOverLimit // unknown_ethertype over its token bucket
+	TTLExpiredOverLimit       // ttl_expired over its token bucket: no ICMP error sent
+	UnreachableOverLimit      // unreachable over its token bucket: no ICMP error sent
+	PuntQueueFull             // the worker's queue to the slow path was full
+
+	// Counted by the slow path's goroutines, not by workers.
+	HostRx          // read from the TAP and queued for a worker (not a drop)
+	HostRxQueueFull // read from the TAP, but the chosen worker's queue was full
+	HostTx          // written to the TAP (not a drop)
+	HostTxError     // the TAP refused the frame (write error)
+
 	// malformedBase + m - 1 counts frames Decode rejected with
 	// packet.Malformed m (m > 0).
 	malformedBase
@@ -52,6 +85,10 @@ var names = func() [NumReasons]string {
 		"ttl_expired", "no_route", "to_gateway", "ip_options", "fragment",
 		"unknown_ethertype", "vlan_tagged", "multicast", "arp_ignored", "icmpv6_ignored",
 		"tx_no_frame", "tx_ring_full", "no_port",
+		"to_host", "unreachable",
+		"to_host_over_limit", "no_route_over_limit", "ip_options_over_limit", "fragment_over_limit",
+		"unknown_ethertype_over_limit", "ttl_expired_over_limit", "unreachable_over_limit", "punt_queue_full",
+		"host_rx", "host_rx_queue_full", "host_tx", "host_tx_error",
 	})
 	for m := packet.Malformed(1); m < packet.NumMalformed; m++ {
 		n[Malformed(m)] = "malformed_" + m.String()
@@ -70,8 +107,17 @@ func (r Reason) String() string {
 	return "unknown"
 }
 
-// IsDrop reports whether frames with this reason were dropped.
-func (r Reason) IsDrop() bool { return r > NDReply }
+// IsDrop reports whether frames with this reason were not delivered by the
+// fast path itself: dropped, or, for the punt list's causes, handed to the
+// slow path (see the package documentation). Forwarded, answered (ARPReply,
+// NDReply) and the slow path's stage counts HostRx and HostTx are not drops.
+func (r Reason) IsDrop() bool {
+	switch r {
+	case Forwarded, ARPReply, NDReply, HostRx, HostTx:
+		return false
+	}
+	return true
+}
 
 // Counters counts outcomes for one worker.
 type Counters struct {

@@ -1,5 +1,5 @@
-// Package endpoint maps a local pod's IP address to its port and MAC: the
-// first table the fast path reads for every frame.
+// Package endpoint maps a local pod's IP address to its port, MAC and
+// security identity: the first table the fast path reads for every frame.
 //
 // A [Table] is an immutable snapshot. The agent (one writer) builds a new one
 // with [New] and publishes it through an atomic.Pointer; workers load the
@@ -23,10 +23,16 @@ import (
 	"net/netip"
 )
 
-// Endpoint is what the fast path needs to deliver a frame to a local pod.
+// Endpoint is what the fast path needs to deliver a frame to a local pod
+// and to decide its policy.
 type Endpoint struct {
 	Port uint16  // index of the pod's port in the dataplane's port set
 	MAC  [6]byte // the pod's MAC, the destination MAC of delivered frames
+	// Identity is the compact ID the agent gives the pod's namespace and
+	// label set; pods with equal identities are selected by the same
+	// policies. It is the key of the policy table (tables/policy). Zero
+	// means none assigned.
+	Identity uint32
 }
 
 type slot4 struct {

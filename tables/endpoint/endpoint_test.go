@@ -28,7 +28,11 @@ func TestAgainstMap(t *testing.T) {
 		n := r.IntN(600)
 		for range n {
 			a := randAddr(r, r.IntN(2) == 0)
-			model[a] = Endpoint{Port: uint16(r.IntN(1000)), MAC: [6]byte{2, 0, 0, 0, byte(r.IntN(256)), byte(r.IntN(256))}}
+			model[a] = Endpoint{
+				Port:     uint16(r.IntN(1000)),
+				MAC:      [6]byte{2, 0, 0, 0, byte(r.IntN(256)), byte(r.IntN(256))},
+				Identity: r.Uint32(),
+			}
 		}
 		tab, err := New(uint64(round), model)
 		if err != nil {
@@ -82,7 +86,7 @@ func bigTable(tb testing.TB, n int) (*Table, []netip.Addr) {
 	addrs := make([]netip.Addr, 0, n)
 	for i := range n {
 		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		m[a] = Endpoint{Port: uint16(i)}
+		m[a] = Endpoint{Port: uint16(i), Identity: uint32(i%1000) + 1}
 		addrs = append(addrs, a)
 	}
 	tab, err := New(1, m)
