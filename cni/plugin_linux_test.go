@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 			}
 			defer os.RemoveAll(dir)
 			binDir, cniDir = dir, filepath.Join(dir, "cni")
-			for _, b := range [][2]string{{"ringnetd", "./cmd/ringnetd"}, {"cni/ringnet", "./cmd/ringnet-cni"}} {
+			for _, b := range [][2]string{{"ringnetd", "./cmd/ringnetd"}, {"cni/ringnet", "./cmd/ringnet-cni"}, {"ringnet", "./cmd/ringnet"}} {
 				cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b[0]), "github.com/ringnet/ringnet/"+strings.TrimPrefix(b[1], "./"))
 				if out, err := cmd.CombinedOutput(); err != nil {
 					fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b[0], err, out)
@@ -223,6 +223,12 @@ func TestSpecVersions(t *testing.T) {
 			}
 			if st := n.status(t); st.Allocated != 2 || st.Ports != 2 {
 				t.Errorf("status after ADD: %+v", st)
+			}
+			// The CLI reports the same.
+			out := netnstest.Run(t, "", filepath.Join(binDir, "ringnet"), "status", "--socket", n.socket, "--output", "json")
+			var cli api.Status
+			if err := json.Unmarshal([]byte(out), &cli); err != nil || cli.Allocated != 2 || !cli.Ready {
+				t.Errorf("ringnet status printed %s (%v)", out, err)
 			}
 			err = inNode(t, n, func() error {
 				if err := call.cni.DelNetworkList(context.Background(), call.list, ra); err != nil {

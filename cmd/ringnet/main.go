@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,15 +13,23 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
 
+	"github.com/ringnet/ringnet/agent/api"
 	"github.com/ringnet/ringnet/podport"
 )
 
 const usage = `ringnet: ringnet's command-line tool
 
 Usage:
+  ringnet status [--socket PATH] [--output json]
   ringnet pod add --netns PATH --host-if NAME --ipv4 ADDR [--ipv6 ADDR] [flags]
   ringnet pod del --host-if NAME
+
+"status" asks ringnetd (over its CNI socket) whether it is ready, which pod
+CIDRs it hands addresses out of, and how many pods and ports it has.
 
 Run it in the node's network namespace (e.g. ip netns exec NODE ringnet ...).
 "pod add" creates the veth pair for a pod whose network namespace already
@@ -37,6 +46,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) >= 1 && args[0] == "status" {
+		return status(args[1:], stdout, stderr)
+	}
 	if len(args) < 2 || args[0] != "pod" {
 		fmt.Fprint(stderr, usage)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
@@ -123,4 +135,40 @@ func podDel(args []string, stderr io.Writer) error {
 		return errors.New("--host-if is required")
 	}
 	return podport.Teardown(*hostIf)
+}
+
+func status(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ringnet status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	socket := fs.String("socket", api.DefaultSocket, "ringnetd's socket")
+	output := fs.String("output", "table", "table or json")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := api.NewClient(*socket).Status(ctx)
+	if err != nil {
+		if errors.Is(err, api.ErrDaemonUnavailable) {
+			return fmt.Errorf("%w; start it in the node's network namespace: ringnetd --pod-cidr <CIDR>", err)
+		}
+		return err
+	}
+	switch *output {
+	case "json":
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	case "table":
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "ready\t%v\n", st.Ready)
+		fmt.Fprintf(tw, "pod CIDRs\t%s\n", strings.Join(st.PodCIDRs, ", "))
+		fmt.Fprintf(tw, "pods with addresses\t%d\n", st.Allocated)
+		fmt.Fprintf(tw, "ports attached\t%d\n", st.Ports)
+		return tw.Flush()
+	}
+	return fmt.Errorf("--output %q: want table or json", *output)
 }
