@@ -34,6 +34,14 @@ bench-micro: deps ## go test -bench with -benchmem (0 allocs/op expected on per-
 bench-e2e: deps ## pod-to-pod pps and latency: kernel routing, asavie/xdp, ringnetd (needs root)
 	$(GO) run ./bench/e2e --runs 5 --markdown bench-e2e.md
 
+e2e: deps ## CNI end to end: cnitool (all spec versions), portmap chain, podman and containerd+crictl pods on ringnet (needs root)
+	$(GO) test $(TESTFLAGS) -v -run 'TestCnitool|TestPortmapChain|TestPodman|TestContainerd' ./cni/
+
+cni-bench: deps ## CNI ADD/DEL latency p50/p99 over 100 pods: ringnet vs Debian bridge+host-local (needs root)
+	$(GO) run ./bench/cni --pods 100 --runs 3 --markdown bench-cni.md
+
+.PHONY: e2e cni-bench
+
 demo: deps build ## a node with three pods in network namespaces, traffic through ringnet's fast path
 	@scripts/demo.sh $(BIN)
 
@@ -45,4 +53,4 @@ generate: ## regenerate generated code (none yet: the XDP program is written in 
 	$(GO) generate ./...
 
 clean: ## remove build output
-	rm -rf $(BIN) bench-e2e.md
+	rm -rf $(BIN) bench-e2e.md bench-cni.md

@@ -7,11 +7,25 @@ set -euo pipefail
 declare -A need=(
   [ip]=iproute2 [ethtool]=ethtool [iperf3]=iperf3 [sockperf]=sockperf
   [trafgen]=netsniff-ng [ping]=iputils-ping [tcpdump]=tcpdump [taskset]=util-linux
+  # CNI tests and benchmark (cni/, bench/cni): portmap's rules, podman with
+  # its CNI backend (runc: crun fails on hybrid cgroups), the image's busybox
+  [iptables]=iptables [nsenter]=util-linux [podman]=podman [runc]=runc
+  [conmon]=conmon [busybox]=busybox-static [containerd]=containerd
+)
+# file -> Debian package, for what is not a command on PATH
+declare -A needfile=(
+  [/usr/lib/cni/portmap]=containernetworking-plugins
 )
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
+for f in "${!needfile[@]}"; do
+  [[ -e $f ]] || missing+=("${needfile[$f]}")
+done
+if ((${#missing[@]})); then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+fi
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "deps: missing packages ${missing[*]}; run as root (or install them) first" >&2
@@ -26,3 +40,8 @@ if [[ ! -f "$(go env GOMODCACHE)/cache/download/github.com/cilium/ebpf/@v/v0.22.
   echo "deps: downloading Go modules"
 fi
 go mod download
+# crictl for the containerd end-to-end test: built once from the module
+# proxy into the user cache (scripts/crictl.sh); without it the test skips.
+if ! "$(dirname "$0")/crictl.sh" >/dev/null; then
+  echo "deps: crictl could not be built (scripts/crictl.sh); TestContainerd will be skipped" >&2
+fi
