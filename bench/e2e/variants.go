@@ -76,14 +76,21 @@ func (t *topo) preflight(ctx context.Context) error {
 	return t.checkNoPodRoutes()
 }
 
-// checkNoPodRoutes fails if the node's kernel has a route to either pod.
+// checkNoPodRoutes fails if the node's kernel has a route to either pod,
+// other than through ringnetd's slow-path TAP (ringnet0): that route leads
+// back into ringnetd, for host ↔ pod traffic; the kernel cannot forward
+// between the pods over it (ip_forward is 0 and both pods are behind it).
 func (t *topo) checkNoPodRoutes() error {
 	routes, err := t.nodeNL.RouteList(nil, netlink.FAMILY_V4)
 	if err != nil {
 		return fmt.Errorf("list node routes: %w", err)
 	}
+	tap := -1
+	if l, err := t.nodeNL.LinkByName("ringnet0"); err == nil {
+		tap = l.Attrs().Index
+	}
 	for _, r := range routes {
-		if r.Dst == nil {
+		if r.Dst == nil || r.LinkIndex == tap {
 			continue
 		}
 		for _, ip := range []netip.Addr{podAIP, podBIP} {

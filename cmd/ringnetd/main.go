@@ -91,6 +91,7 @@ func run(args []string, out io.Writer) error {
 	noWakeup := fs.Bool("no-need-wakeup", false, "do not use need_wakeup (a syscall per TX batch; for measurement only)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	cni := addCNIFlags(fs)
+	slow := slowPathFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -144,6 +145,11 @@ func run(args []string, out io.Writer) error {
 		}
 		writeCounters(out, dp)
 	}()
+	stopSlowPath, err := startSlowPath(dp, slow, log)
+	if err != nil {
+		return err
+	}
+	defer stopSlowPath()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 	for _, p := range pods {

@@ -110,6 +110,17 @@ type Dataplane struct {
 
 	ports     atomic.Pointer[portSet]        // written under mu, read by workers per step
 	endpoints atomic.Pointer[endpoint.Table] // written under mu, read by workers per step
+	host      atomic.Pointer[hostTable]      // written under mu (SetHost), read by workers per step; nil: no slow path yet
+	hostPort  *HostPort                      // set under mu before Start, then fixed; nil: no slow path
+	hostGen   uint64                         // guarded by mu
+	epoch     time.Time                      // zero of the workers' clock for token buckets
+
+	// wakeMu guards the workers' eventfds (Worker.wakeFD) against being
+	// closed while the slow path writes to one: Start and Close take it
+	// for writing, HostPort.Wake for reading.
+	wakeMu sync.RWMutex
+
+	watch func(PortSpec, bool) // guarded by mu; see WatchPorts
 
 	mu      sync.Mutex // serialises the control plane: AddPort, RemovePort, Close
 	gen     uint64     // guarded by mu
@@ -129,7 +140,7 @@ func New(cfg Config) (*Dataplane, error) {
 	if err := cfg.XSK.Validate(); err != nil {
 		return nil, fmt.Errorf("dataplane: %w", err)
 	}
-	d := &Dataplane{cfg: cfg}
+	d := &Dataplane{cfg: cfg, epoch: time.Now()}
 	d.ports.Store(&portSet{})
 	eps, _ := endpoint.New(0, nil)
 	d.endpoints.Store(eps)
@@ -196,7 +207,28 @@ func (d *Dataplane) addPort(p *Port) error {
 		d.ports.Store(old)
 		return err
 	}
+	if d.watch != nil {
+		d.watch(p.Spec, true)
+	}
 	return nil
+}
+
+// WatchPorts has fn called, under the control-plane lock, after each port
+// is added (added true) and after each is removed, and returns the ports
+// attached now, so that the caller misses none. It is how the slow path
+// keeps the host's routes to the pods in step with the ports. fn must not
+// call back into the Dataplane. One watcher at a time; nil removes it.
+func (d *Dataplane) WatchPorts(fn func(spec PortSpec, added bool)) []PortSpec {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.watch = fn
+	var specs []PortSpec
+	for _, p := range d.ports.Load().ports {
+		if p != nil {
+			specs = append(specs, p.Spec)
+		}
+	}
+	return specs
 }
 
 // checkSpec rejects a port whose name or addresses another port has.
@@ -261,6 +293,9 @@ func (d *Dataplane) unpublish(p *Port) error {
 		return err
 	}
 	d.ports.Store(next)
+	if d.watch != nil {
+		d.watch(p.Spec, false)
+	}
 	return d.quiesce(next.gen)
 }
 
@@ -291,15 +326,23 @@ type PortStats struct {
 	Sockets  []xsk.Stats
 }
 
-// Stats returns the counters of every port and the per-reason totals over
-// all workers.
+// Stats returns the counters of every port (the host port last, with ID
+// HostPortID, if there is a slow path) and the per-reason totals over all
+// workers and the slow path's goroutines.
 func (d *Dataplane) Stats() ([]PortStats, [stats.NumReasons]uint64) {
 	d.mu.Lock() // sockets are closed under mu
 	defer d.mu.Unlock()
 	var reasons [stats.NumReasons]uint64
+	cs := make([]*stats.Counters, 0, len(d.workers)+2)
 	for _, w := range d.workers {
+		cs = append(cs, &w.Counters)
+	}
+	if hp := d.hostPort; hp != nil {
+		cs = append(cs, &hp.ReaderCounters, &hp.WriterCounters)
+	}
+	for _, c := range cs {
 		for r := range reasons {
-			reasons[r] += w.Counters.Load(stats.Reason(r))
+			reasons[r] += c.Load(stats.Reason(r))
 		}
 	}
 	var out []PortStats
@@ -317,6 +360,9 @@ func (d *Dataplane) Stats() ([]PortStats, [stats.NumReasons]uint64) {
 			ps.Sockets = append(ps.Sockets, st)
 		}
 		out = append(out, ps)
+	}
+	if hp := d.hostPort; hp != nil {
+		out = append(out, hp.stats())
 	}
 	return out, reasons
 }

@@ -134,6 +134,11 @@ func (d *Dataplane) Start() error {
 		}
 		d.wake = append(d.wake, fd)
 	}
+	d.wakeMu.Lock()
+	for i, w := range d.workers {
+		w.wakeFD.Store(int32(d.wake[i]))
+	}
+	d.wakeMu.Unlock()
 	d.started = true
 	for i, w := range d.workers {
 		cpu := -1
@@ -172,18 +177,27 @@ func (d *Dataplane) Close() error {
 }
 
 func (d *Dataplane) closeWake() {
+	d.wakeMu.Lock()
+	for _, w := range d.workers {
+		w.wakeFD.Store(-1)
+	}
 	for _, fd := range d.wake {
 		unix.Close(fd)
 	}
+	d.wakeMu.Unlock()
 	d.wake = nil
 }
 
 func (d *Dataplane) wakeWorkers() {
-	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
 	for _, fd := range d.wake {
-		_, _ = unix.Write(fd, one)
+		writeEventFD(fd)
 	}
 }
+
+// eventOne is the 8-byte counter increment written to an eventfd.
+var eventOne = []byte{1, 0, 0, 0, 0, 0, 0, 0}
+
+func writeEventFD(fd int) { _, _ = unix.Write(fd, eventOne) }
 
 // run is the worker goroutine: pinned to cpu if cpu >= 0, stepping until
 // the dataplane stops, and between steps with no work either spinning
@@ -206,6 +220,14 @@ func (w *Worker) run(cpu, wakeFD int) {
 		if w.step() > 0 || w.dp.cfg.BusyPoll {
 			continue
 		}
+		// Say we sleep, then look at the host queue once more: the slow
+		// path queues, then looks at asleep (HostPort.Wake), so one of the
+		// two sees the other.
+		w.asleep.Store(true)
+		if w.fromHost != nil && w.fromHost.Pending() {
+			w.asleep.Store(false)
+			continue
+		}
 		if fdsFor != w.set {
 			fds = fds[:0]
 			fds = append(fds, unix.PollFd{Fd: int32(wakeFD), Events: unix.POLLIN})
@@ -217,6 +239,7 @@ func (w *Worker) run(cpu, wakeFD int) {
 		if _, err := xsk.Poll(fds, timeout); err != nil {
 			w.dp.cfg.Logger.Error("worker poll failed", "worker", w.id, "err", err)
 		}
+		w.asleep.Store(false)
 		if fds[0].Revents&unix.POLLIN != 0 {
 			_, _ = unix.Read(wakeFD, drain[:])
 		}

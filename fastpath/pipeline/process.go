@@ -23,18 +23,27 @@ type verdict uint8
 const (
 	vDrop    verdict = iota // free the frame; count the reason now
 	vForward                // copy to port out's socket of this worker
-	vReply                  // send back out of the port it came in on, in place
+	vReply                  // send back where it came from (its port, or the host), in place
+	vPunt                   // copy to the slow path's queue (L2 already rewritten for the TAP)
 )
 
 // forwarder is the per-packet logic of one worker: decode, answer the
 // gateway's ARP/ND, look up the destination pod, rewrite L2, decrement
-// TTL. It touches only the frame and its own Parsed; no allocation, no
-// lock, no syscall.
+// TTL, and for what it does not forward, apply the punt list. It touches
+// only the frame and its own state; no allocation, no lock, no syscall.
 type forwarder struct {
 	gw    Gateway
 	gw6   netip.Addr // gw.IPv6 as an Addr, for checksums
 	p     packet.Parsed
 	bcast [4]byte
+
+	// Set by the worker once per batch.
+	host     *hostTable // nil: no slow path; punt-list frames are dropped, no ICMP errors
+	fromHost bool       // the frames come from the host (the slow path), not a pod port
+	now      int64      // ns, the worker's monotonic clock, for the token buckets
+
+	buckets [NumPuntClasses]bucket // per punt class; written by this worker only
+	ipID    uint16                 // IPv4 identification of the ICMP errors we send
 }
 
 func newForwarder(gw Gateway) forwarder {
@@ -42,9 +51,24 @@ func newForwarder(gw Gateway) forwarder {
 }
 
 // process decides what happens to frame, rewriting it in place when it is
-// forwarded or answered. It returns the verdict, the destination port for
-// vForward, the length to send, and the reason to count (for vForward and
-// vReply the caller counts it once the frame is on a TX ring).
+// forwarded, answered or punted. It returns the verdict, the destination
+// port for vForward, the length to send, and the reason to count (for
+// vForward, vReply and vPunt the caller counts it once the frame is on a TX
+// ring or in the slow path's queue).
+//
+// Multicast and broadcast are dropped before anything else (pods' MLD
+// reports carry a hop-by-hop option; they are not for the host either).
+//
+// Frames from pods (fromHost false) may be punted to the host. Frames from
+// the host are delivered to a pod, answered (ARP/ND for the gateway, ICMP
+// unreachable, which go back to the host) or dropped, never punted:
+// whatever the host routes to the TAP and no pod owns ends here, so nothing
+// loops. The host's kernel is trusted with IP options and fragments: they
+// are forwarded to pods as they are. And their TTL is left alone: the host
+// and the fast path are one router, the node, as the host and its pod veths
+// are with any CNI. A packet the host sends to a pod arrives with the TTL it
+// was sent with (a host traceroute sees the pod as the first hop), one the
+// host's kernel forwarded was decremented by it, once.
 func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16, uint32, stats.Reason) {
 	p := &f.p
 	if m := packet.Decode(frame, p); m != packet.OK {
@@ -55,64 +79,129 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 	}
 	switch p.EtherType {
 	case packet.EtherTypeIPv4:
-		if p.Fragment {
-			return vDrop, 0, 0, stats.Fragment
-		}
-		if p.HasOptions {
-			return vDrop, 0, 0, stats.IPOptions
-		}
 		dst := p.Dst.As4()
+		if dst == f.bcast || p.Dst.IsMulticast() {
+			return vDrop, 0, 0, stats.Multicast
+		}
+		if !f.fromHost {
+			if p.Fragment {
+				return f.exception(frame, PuntFragment)
+			}
+			if p.HasOptions {
+				return f.exception(frame, PuntIPOptions)
+			}
+		}
 		ep, ok := eps.Lookup4(dst)
 		if !ok {
-			switch {
-			case dst == f.gw.IPv4:
+			if dst == f.gw.IPv4 {
 				return vDrop, 0, 0, stats.ToGateway
-			case dst == f.bcast || p.Dst.IsMulticast():
-				return vDrop, 0, 0, stats.Multicast
 			}
-			return vDrop, 0, 0, stats.NoRoute
+			return f.notAPod(frame)
 		}
-		if p.TTL <= 1 {
-			return vDrop, 0, 0, stats.TTLExpired
+		if !f.fromHost {
+			if p.TTL <= 1 {
+				return f.exception(frame, PuntTTLExpired)
+			}
+			packet.IPv4(frame[p.L3Off:]).DecrementTTL()
 		}
-		packet.IPv4(frame[p.L3Off:]).DecrementTTL()
 		f.rewriteL2(frame, ep.MAC)
 		return vForward, ep.Port, uint32(len(frame)), stats.Forwarded
 
 	case packet.EtherTypeIPv6:
-		if p.Fragment {
-			return vDrop, 0, 0, stats.Fragment
-		}
-		if p.HasOptions {
-			return vDrop, 0, 0, stats.IPOptions
-		}
-		if p.IPProto == packet.ProtoICMPv6 && p.ICMPType == packet.ICMPv6NeighborSolicitation {
+		isND := p.IPProto == packet.ProtoICMPv6 && p.ICMPType >= packet.ICMPv6RouterSolicitation &&
+			p.ICMPType <= packet.ICMPv6Redirect
+		if isND && p.ICMPType == packet.ICMPv6NeighborSolicitation && !p.Fragment && !p.HasOptions {
 			return f.neighborAdvert(frame)
+		}
+		if p.Dst.IsMulticast() {
+			if isND {
+				return vDrop, 0, 0, stats.ICMPv6Ignored
+			}
+			return vDrop, 0, 0, stats.Multicast
+		}
+		if !f.fromHost {
+			if p.Fragment {
+				return f.exception(frame, PuntFragment)
+			}
+			if p.HasOptions {
+				return f.exception(frame, PuntIPOptions)
+			}
 		}
 		ep, ok := eps.Lookup(p.Dst)
 		if !ok {
 			switch {
 			case p.Dst.As16() == f.gw.IPv6:
 				return vDrop, 0, 0, stats.ToGateway
-			case p.IPProto == packet.ProtoICMPv6 && p.ICMPType >= packet.ICMPv6RouterSolicitation &&
-				p.ICMPType <= packet.ICMPv6Redirect:
+			case isND:
 				return vDrop, 0, 0, stats.ICMPv6Ignored
-			case p.Dst.IsMulticast():
-				return vDrop, 0, 0, stats.Multicast
 			}
-			return vDrop, 0, 0, stats.NoRoute
+			return f.notAPod(frame)
 		}
-		if p.TTL <= 1 {
-			return vDrop, 0, 0, stats.TTLExpired
+		if !f.fromHost {
+			if p.TTL <= 1 {
+				return f.exception(frame, PuntTTLExpired)
+			}
+			packet.IPv6(frame[p.L3Off:]).SetHopLimit(p.TTL - 1)
 		}
-		packet.IPv6(frame[p.L3Off:]).SetHopLimit(p.TTL - 1)
 		f.rewriteL2(frame, ep.MAC)
 		return vForward, ep.Port, uint32(len(frame)), stats.Forwarded
 
 	case packet.EtherTypeARP:
 		return f.arpReply(frame)
 	}
-	return vDrop, 0, 0, stats.UnknownEtherType
+	return f.exception(frame, PuntUnknownEtherType)
+}
+
+// notAPod classifies a unicast IP packet whose destination is no local pod
+// and not the gateway: the node's own address, an unused address of a
+// local pod prefix, or somewhere the host's kernel knows about.
+func (f *forwarder) notAPod(frame []byte) (verdict, uint16, uint32, stats.Reason) {
+	h := f.host
+	switch {
+	case h == nil:
+		return vDrop, 0, 0, stats.NoRoute
+	case h.isNodeAddr(f.p.Dst):
+		return f.exception(frame, PuntToHost)
+	case h.inPodPrefix(f.p.Dst):
+		return f.exception(frame, PuntUnreachable)
+	}
+	return f.exception(frame, PuntNoRoute)
+}
+
+// exception applies the punt list's entry c to a frame the fast path does
+// not forward: without a slow path it is dropped under the entry's reason,
+// as before there was one; otherwise, within the entry's token bucket, it
+// is handed to the host or answered with an ICMP error, and beyond it
+// dropped as over the limit. Frames from the host are never handed back.
+func (f *forwarder) exception(frame []byte, c PuntClass) (verdict, uint16, uint32, stats.Reason) {
+	e := &puntList[c]
+	h := f.host
+	if h == nil || (f.fromHost && e.action == actToHost) {
+		return vDrop, 0, 0, e.reason
+	}
+	p := &f.p
+	if e.action == actICMPError && !icmpErrorAllowed(p) {
+		return vDrop, 0, 0, e.reason
+	}
+	if !f.buckets[c].take(f.now) {
+		return vDrop, 0, 0, e.overLimit
+	}
+	if e.action == actToHost {
+		f.rewriteL2(frame, h.mac)
+		return vPunt, 0, uint32(len(frame)), e.reason
+	}
+	// An ICMP error to a pod comes from the node's address, one to the host
+	// from the gateway's (see Host).
+	src4, src6 := h.src4, h.src6
+	if f.fromHost {
+		src4, src6 = f.gw.IPv4, f.gw.IPv6
+	}
+	f.ipID++
+	n := buildICMPError(frame, p, e.icmp, 0, src4, src6, f.gw.MAC, f.ipID)
+	if n == 0 {
+		return vDrop, 0, 0, e.reason
+	}
+	return vReply, 0, uint32(n), e.reason
 }
 
 func (f *forwarder) rewriteL2(frame []byte, dst [6]byte) {

@@ -2,14 +2,17 @@ package pipeline
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/ringnet/ringnet/fastpath/stats"
 	"github.com/ringnet/ringnet/fastpath/xsk"
+	"github.com/ringnet/ringnet/tables/endpoint"
 )
 
 // Worker forwards the frames of one queue index of every port: it owns
 // socket Worker.id of each port (RX and TX), so no two workers ever touch
-// the same ring or UMEM.
+// the same ring or UMEM. With a slow path it also owns one queue from the
+// host (it consumes) and one queue to the host (it produces).
 type Worker struct {
 	id  int
 	dp  *Dataplane
@@ -21,6 +24,18 @@ type Worker struct {
 	// seen is the port-set generation this worker has switched to; the
 	// control plane waits on it before closing a removed port's sockets.
 	seen atomic.Uint64
+
+	// asleep is set by the worker while it sleeps (or is about to) in
+	// poll(2); the slow path reads it to decide whether a frame it queued
+	// needs a wakeup. wakeFD is the worker's eventfd, -1 when not running;
+	// set by Start and Close under Dataplane.wakeMu.
+	asleep atomic.Bool
+	wakeFD atomic.Int32
+
+	// Slow path queues (nil without one): fromHost is consumed by this
+	// worker, toHost produced by it. Set before Start, then fixed.
+	fromHost, toHost *FrameQueue
+	hostRx, hostTx   uint64 // frames taken from / queued to the host, not yet published
 
 	// Everything below is owned by the worker goroutine and rebuilt only
 	// when the port set changes.
@@ -36,8 +51,10 @@ type Worker struct {
 }
 
 func newWorker(dp *Dataplane, id int) *Worker {
-	return &Worker{id: id, dp: dp, fwd: newForwarder(dp.cfg.Gateway), batch: dp.cfg.Batch,
+	w := &Worker{id: id, dp: dp, fwd: newForwarder(dp.cfg.Gateway), batch: dp.cfg.Batch,
 		rx: make([]xsk.Desc, dp.cfg.Batch)}
+	w.wakeFD.Store(-1)
+	return w
 }
 
 // switchTo adopts a new port set. It allocates; it runs only when the
@@ -64,13 +81,19 @@ func (w *Worker) switchTo(ps *portSet) {
 }
 
 // step makes one pass over this worker's sockets: complete, receive a
-// batch, process, refill, then transmit everything queued. It returns how
-// much work it found (0 means the worker may sleep).
+// batch, process, refill; then a batch from the host; then transmit
+// everything queued and hand the punted frames to the slow path. It returns
+// how much work it found (0 means the worker may sleep).
 func (w *Worker) step() int {
 	if ps := w.dp.ports.Load(); ps != w.set {
 		w.switchTo(ps)
 	}
 	eps := w.dp.endpoints.Load()
+	if w.toHost != nil {
+		w.fwd.host = w.dp.host.Load()
+		w.fwd.now = int64(time.Since(w.dp.epoch))
+	}
+	w.fwd.fromHost = false
 	work := 0
 	for _, p := range w.active {
 		s := p.socks[w.id]
@@ -100,15 +123,65 @@ func (w *Worker) step() int {
 				}
 				w.copyTo(out, frame[:length], reason)
 				s.Free(d.Addr)
+			case vPunt:
+				w.punt(frame[:length], reason)
+				s.Free(d.Addr)
 			}
 		}
 		s.Refill()
 	}
+	if w.fromHost != nil {
+		work += w.stepHost(eps)
+	}
 	w.flush()
+	if w.toHost != nil && w.toHost.Flush() {
+		w.dp.hostPort.notifyWriter()
+	}
 	if work > 0 {
 		w.publish()
 	}
 	return work
+}
+
+// stepHost forwards a batch of frames the slow path read from the host:
+// to pods like any frame, and answers (ARP/ND, ICMP errors) back to the
+// host. The frames are in the queue's slots, which process rewrites in
+// place; they are released once copied out.
+func (w *Worker) stepHost(eps *endpoint.Table) int {
+	q := w.fromHost
+	n := q.Peek(w.batch)
+	if n == 0 {
+		return 0
+	}
+	w.fwd.fromHost = true
+	for i := range n {
+		frame := q.Frame(i)
+		v, out, length, reason := w.fwd.process(frame, eps)
+		switch v {
+		case vDrop:
+			w.Counters.Inc(reason)
+		case vForward:
+			w.copyTo(out, frame[:length], reason)
+		case vReply, vPunt:
+			w.punt(frame[:length], reason)
+		}
+	}
+	q.Release(n)
+	w.hostRx += uint64(n)
+	w.fwd.fromHost = false
+	return n
+}
+
+// punt copies frame into the queue to the host, counting reason if it fits
+// and PuntQueueFull if the queue is full. The slow path sees it at the end
+// of the step.
+func (w *Worker) punt(frame []byte, reason stats.Reason) {
+	if !w.toHost.Push(frame) {
+		w.Counters.Inc(stats.PuntQueueFull)
+		return
+	}
+	w.hostTx++
+	w.Counters.Inc(reason)
 }
 
 // copyTo copies frame into a chunk of port out's socket and queues it.
@@ -174,6 +247,11 @@ func (w *Worker) flush() {
 // publish makes the worker's counters visible to other goroutines.
 func (w *Worker) publish() {
 	w.Counters.Publish()
+	if hp := w.dp.hostPort; hp != nil {
+		c := &hp.counters[w.id]
+		c.rx.Store(w.hostRx)
+		c.tx.Store(w.hostTx)
+	}
 	for _, p := range w.active {
 		c := &p.counters[w.id]
 		c.rx.Store(w.rxCount[p.ID])
