@@ -1,0 +1,388 @@
+package conntrack
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// Benchmarks use 1M (2^20) TCP flows from distinct pods to Service VIPs,
+// DNATed to backends, so each flow has two distinct keys. Lookups go in a
+// scattered order over both directions, as packets of many flows arrive.
+
+const benchFlows = 1 << 20
+
+var v4prefix = [12]byte{10: 0xff, 11: 0xff}
+
+// benchKey is flow i's original tuple (distinct for i < 2^32), built
+// without netip to keep the benchmark loop's own cost small.
+func benchKey(i int) Key {
+	var k Key
+	copy(k.Src[:], v4prefix[:])
+	copy(k.Dst[:], v4prefix[:])
+	k.Src[12], k.Src[13], k.Src[14], k.Src[15] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
+	k.Dst[12], k.Dst[13], k.Dst[14], k.Dst[15] = 10, 96, 0, byte(i%251)
+	k.SrcPort, k.DstPort, k.Proto = uint16(32768+i%28000), 80, ProtoTCP
+	return k
+}
+
+func benchNAT(i int) NAT {
+	var n NAT
+	copy(n.Dst[:], v4prefix[:])
+	n.Dst[12], n.Dst[13], n.Dst[14], n.Dst[15] = 10, 200, byte(i>>8), byte(i)
+	n.DstPort = 8080
+	return n
+}
+
+// benchLookupKeys are the keys lookups go through, in order: a
+// permutation of the flows (an odd multiplier modulo a power of two), both
+// directions of each, precomputed as a worker has them parsed. Built once.
+func benchLookupKeys() []Key {
+	bench.keysOnce.Do(func() {
+		keys := make([]Key, 2*benchFlows)
+		for i := range keys {
+			j := int(uint32(i>>1)*0x9E3779B1) & (benchFlows - 1)
+			keys[i] = benchKey(j)
+			if i&1 == 1 {
+				keys[i] = benchNAT(j).Apply(keys[i]).Reverse()
+			}
+		}
+		bench.keys = keys
+	})
+	return bench.keys
+}
+
+// benchNext numbers the flows insert benchmarks create, so that no run
+// inserts a flow an earlier one left behind. Flows below benchFlows are
+// the lookup benchmarks'.
+var benchNext atomic.Int64
+
+func init() { benchNext.Store(benchFlows) }
+
+var bench struct {
+	keysOnce sync.Once
+	keys     []Key
+
+	once     sync.Once
+	tab      *Table
+	tabBytes float64
+
+	mapOnce  sync.Once
+	m        *rwMap
+	mapBytes float64
+}
+
+func benchTable(b *testing.B) *Table {
+	bench.once.Do(func() {
+		t, err := New(Config{Capacity: benchFlows})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range benchFlows {
+			if _, res := t.Insert(benchKey(i), benchNAT(i), uint32(i), 1); res != Inserted {
+				b.Fatalf("Insert %d = %v", i, res)
+			}
+		}
+		if s := t.Stats(); s.EvictedFull+s.EvictedWindow != 0 {
+			b.Fatalf("filling evicted: %+v", s)
+		}
+		bench.tab, bench.tabBytes = t, float64(t.Bytes())/benchFlows
+	})
+	return bench.tab
+}
+
+// lookupBatch is the batch size of the batch benchmarks, a typical RX
+// batch.
+const lookupBatch = 64
+
+// BenchmarkConntrackLookup looks up 1M flows, both directions, in a
+// scattered order: one Lookup per op ("serial", "parallel"), or LookupBatch
+// over 64 keys at a time, still reported per key ("batch",
+// "batch-parallel"). The parallel variants run 4 goroutines per CPU.
+func BenchmarkConntrackLookup(b *testing.B) {
+	tab, keys := benchTable(b), benchLookupKeys()
+	mask := len(keys) - 1
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if _, ok := tab.Lookup(keys[i&mask], 1); !ok {
+				b.Fatal("miss")
+			}
+		}
+		b.ReportMetric(bench.tabBytes, "B/flow")
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(4)
+		var seq atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			i := int(seq.Add(1)) << 16
+			for pb.Next() {
+				if _, ok := tab.Lookup(keys[i&mask], 1); !ok {
+					b.Error("miss")
+					return
+				}
+				i++
+			}
+		})
+		b.ReportMetric(bench.tabBytes, "B/flow")
+	})
+	b.Run("batch", func(b *testing.B) {
+		b.ReportAllocs()
+		conns, found := make([]Conn, lookupBatch), make([]bool, lookupBatch)
+		for i := 0; i < b.N; i += lookupBatch {
+			off := i & mask
+			if tab.LookupBatch(keys[off:off+lookupBatch], 1, conns, found) != lookupBatch {
+				b.Fatal("miss")
+			}
+		}
+		b.ReportMetric(bench.tabBytes, "B/flow")
+	})
+	b.Run("batch-parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(4)
+		var seq atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			conns, found := make([]Conn, lookupBatch), make([]bool, lookupBatch)
+			i := int(seq.Add(1)) << 16
+			for {
+				// One batch per lookupBatch ops: the count stays per key.
+				for j := range lookupBatch {
+					if !pb.Next() {
+						if j > 0 {
+							tab.LookupBatch(keys[i&mask:i&mask+j], 1, conns, found)
+						}
+						return
+					}
+				}
+				if tab.LookupBatch(keys[i&mask:i&mask+lookupBatch], 1, conns, found) != lookupBatch {
+					b.Error("miss")
+					return
+				}
+				i += lookupBatch
+			}
+		})
+		b.ReportMetric(bench.tabBytes, "B/flow")
+	})
+}
+
+// BenchmarkConntrackInsert inserts new flows into a 1M-flow table:
+// "fresh" below capacity (the table is emptied, untimed, when half full),
+// "full" at capacity, where every insert evicts one connection.
+func BenchmarkConntrackInsert(b *testing.B) {
+	tab, err := New(Config{Capacity: benchFlows})
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := Time(1)
+	b.Run("fresh", func(b *testing.B) {
+		b.ReportAllocs()
+		n := tab.Len()
+		for ; b.Loop(); n++ {
+			if n == benchFlows/2 {
+				b.StopTimer()
+				now += 1 << 20 // everything expires
+				tab.Sweep(now, benchFlows)
+				n = 0
+				b.StartTimer()
+			}
+			i := int(benchNext.Add(1))
+			if _, res := tab.Insert(benchKey(i), benchNAT(i), 0, now); res != Inserted {
+				b.Fatalf("Insert = %v", res)
+			}
+		}
+	})
+	// Fill it, then keep inserting: each insert evicts.
+	now += 1 << 20
+	for range benchFlows {
+		i := int(benchNext.Add(1))
+		tab.Insert(benchKey(i), benchNAT(i), 0, now)
+	}
+	b.Run("full", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			i := int(benchNext.Add(1))
+			if _, res := tab.Insert(benchKey(i), benchNAT(i), 0, now); res != Inserted {
+				b.Fatalf("Insert = %v", res)
+			}
+		}
+	})
+	b.Run("full-parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(4)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := int(benchNext.Add(1))
+				if _, res := tab.Insert(benchKey(i), benchNAT(i), 0, now); res != Inserted && res != Busy {
+					b.Errorf("Insert = %v", res)
+					return
+				}
+			}
+		})
+	})
+}
+
+// rwMap is the baseline: a Go map from both keys of a connection to one
+// shared entry, under a sync.RWMutex, bounded by evicting the oldest
+// connection (FIFO) when full.
+type rwMap struct {
+	mu       sync.RWMutex
+	m        map[Key]*mapEntry
+	fifo     []*mapEntry // ring of connections by insertion; guarded by mu
+	head     int
+	capacity int
+	to       timeoutTable
+}
+
+type mapEntry struct {
+	orig, reply Key
+	state       State
+	last        Time
+	label       uint32
+}
+
+func newRWMap(capacity int) *rwMap {
+	return &rwMap{m: make(map[Key]*mapEntry, 2*capacity), fifo: make([]*mapEntry, 0, capacity),
+		capacity: capacity, to: Timeouts{}.table()}
+}
+
+// mapConn is what a baseline lookup returns: a copy of the entry.
+type mapConn struct {
+	mapEntry
+	dir Dir
+}
+
+func (m *rwMap) lookup(k Key, now Time) (mapConn, bool) {
+	m.mu.RLock()
+	e := m.m[k]
+	var c mapConn
+	if e != nil {
+		c.mapEntry = *e
+	}
+	m.mu.RUnlock()
+	if e == nil || int32(now-c.last) > m.to[classOf(c.orig.Proto)][c.state] {
+		return mapConn{}, false
+	}
+	if k != c.orig {
+		c.dir = Reply
+	}
+	return c, true
+}
+
+func (m *rwMap) insert(orig Key, nat NAT, label uint32, now Time) Result {
+	reply := nat.Apply(orig).Reverse()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m[orig] != nil {
+		return Exists
+	}
+	if m.m[reply] != nil {
+		return Conflict
+	}
+	e := &mapEntry{orig: orig, reply: reply, last: now, label: label}
+	if len(m.fifo) < m.capacity {
+		m.fifo = append(m.fifo, e)
+	} else {
+		old := m.fifo[m.head]
+		delete(m.m, old.orig)
+		delete(m.m, old.reply)
+		m.fifo[m.head] = e
+		m.head = (m.head + 1) % m.capacity
+	}
+	m.m[orig], m.m[reply] = e, e
+	return Inserted
+}
+
+func benchMap(b *testing.B) *rwMap {
+	bench.mapOnce.Do(func() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		m := newRWMap(benchFlows)
+		for i := range benchFlows {
+			if res := m.insert(benchKey(i), benchNAT(i), uint32(i), 1); res != Inserted {
+				b.Fatalf("insert %d = %v", i, res)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		bench.m, bench.mapBytes = m, float64(after.HeapAlloc-before.HeapAlloc)/benchFlows
+	})
+	return bench.m
+}
+
+func BenchmarkConntrackLookupMapRWMutex(b *testing.B) {
+	m, keys := benchMap(b), benchLookupKeys()
+	mask := len(keys) - 1
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if _, ok := m.lookup(keys[i&mask], 1); !ok {
+				b.Fatal("miss")
+			}
+		}
+		b.ReportMetric(bench.mapBytes, "B/flow")
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(4)
+		var seq atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			i := int(seq.Add(1)) << 16
+			for pb.Next() {
+				if _, ok := m.lookup(keys[i&mask], 1); !ok {
+					b.Error("miss")
+					return
+				}
+				i++
+			}
+		})
+		b.ReportMetric(bench.mapBytes, "B/flow")
+	})
+}
+
+func BenchmarkConntrackInsertMapRWMutex(b *testing.B) {
+	m := newRWMap(benchFlows)
+	b.Run("fresh", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if len(m.fifo) == benchFlows/2 {
+				b.StopTimer()
+				clear(m.m)
+				m.fifo, m.head = m.fifo[:0], 0
+				b.StartTimer()
+			}
+			i := int(benchNext.Add(1))
+			if res := m.insert(benchKey(i), benchNAT(i), 0, 1); res != Inserted {
+				b.Fatalf("insert = %v", res)
+			}
+		}
+	})
+	for len(m.fifo) < benchFlows {
+		i := int(benchNext.Add(1))
+		m.insert(benchKey(i), benchNAT(i), 0, 1)
+	}
+	b.Run("full", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			i := int(benchNext.Add(1))
+			if res := m.insert(benchKey(i), benchNAT(i), 0, 1); res != Inserted {
+				b.Fatalf("insert = %v", res)
+			}
+		}
+	})
+	b.Run("full-parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(4)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := int(benchNext.Add(1))
+				if res := m.insert(benchKey(i), benchNAT(i), 0, 1); res != Inserted {
+					b.Errorf("insert = %v", res)
+					return
+				}
+			}
+		})
+	})
+}
