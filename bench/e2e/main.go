@@ -41,6 +41,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ringnet/ringnet/bench/internal/child"
 	"golang.org/x/sys/unix"
 )
 
@@ -84,7 +85,7 @@ func main() {
 		}
 	}
 	switch {
-	case errors.Is(err, errStopped) || ctx.Err() != nil:
+	case errors.Is(err, child.ErrStopped) || ctx.Err() != nil:
 		fmt.Fprintln(os.Stderr, "e2e: interrupted; everything it made has been removed")
 		os.Exit(130)
 	case err != nil:
@@ -207,7 +208,7 @@ func bench(ctx context.Context, o options, logw io.Writer) (*Report, error) {
 			if ctx.Err() != nil {
 				// The interrupted round is left out: it measured nothing.
 				rep.summarise()
-				return rep, errStopped
+				return rep, child.ErrStopped
 			}
 			res.Round = round
 			vr := rep.variant(v)

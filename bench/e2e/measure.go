@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ringnet/ringnet/bench/internal/child"
 )
 
 // Throughput is one throughput window.
@@ -52,14 +54,14 @@ var errTrafgenAborted = errors.New("trafgen aborted: " + trafgenAbortMsg)
 // from retuning socket memory and IRQ affinities. trafgen's parent does not
 // pass SIGINT on to its worker, so it is stopped through its process group,
 // as a terminal's ^C would.
-func (t *topo) startTrafgen(ctx context.Context) (*proc, error) {
-	tg, err := t.procs.start("trafgen", t.podA, "taskset", "-c", "0",
+func (t *topo) startTrafgen(ctx context.Context) (*child.Proc, error) {
+	tg, err := t.procs.Start("trafgen", t.podA, "taskset", "-c", "0",
 		"trafgen", "--cpus", "1", "--no-sock-mem", "--notouch-irq", "--dev", "eth0", "--conf", t.trafgenConf)
 	if err != nil {
 		return nil, err
 	}
-	if err := tg.waitFor(ctx, "Running!", 10*time.Second, func(o, e string) bool { return strings.Contains(o+e, "Running!") }); err != nil {
-		tg.stop(syscall.SIGKILL, 2*time.Second)
+	if err := tg.WaitFor(ctx, "Running!", 10*time.Second, func(o, e string) bool { return strings.Contains(o+e, "Running!") }); err != nil {
+		tg.Stop(syscall.SIGKILL, 2*time.Second)
 		return nil, fmt.Errorf("start trafgen: %w", err)
 	}
 	return tg, nil
@@ -67,24 +69,24 @@ func (t *topo) startTrafgen(ctx context.Context) (*proc, error) {
 
 // window samples the counters after warmup and again after window, and
 // checks that trafgen ran all along.
-func (t *topo) window(ctx context.Context, tg *proc, warmup, window time.Duration) (s0, s1 sample, err error) {
-	if err := sleep(ctx, warmup); err != nil {
+func (t *topo) window(ctx context.Context, tg *child.Proc, warmup, window time.Duration) (s0, s1 sample, err error) {
+	if err := child.Sleep(ctx, warmup); err != nil {
 		return s0, s1, err
 	}
 	if s0, err = t.sample(); err != nil {
 		return s0, s1, err
 	}
-	if err := sleep(ctx, window); err != nil {
+	if err := child.Sleep(ctx, window); err != nil {
 		return s0, s1, err
 	}
 	if s1, err = t.sample(); err != nil {
 		return s0, s1, err
 	}
-	if tg.exited() {
-		if strings.Contains(tg.err.String()+tg.out.String(), trafgenAbortMsg) {
+	if tg.Exited() {
+		if strings.Contains(tg.Stderr()+tg.Stdout(), trafgenAbortMsg) {
 			return s0, s1, errTrafgenAborted
 		}
-		return s0, s1, fmt.Errorf("trafgen exited during the measurement (%v)%s", tg.waitErr, tg.tail())
+		return s0, s1, fmt.Errorf("trafgen exited during the measurement (%v)%s", tg.Err(), tg.Tail())
 	}
 	return s0, s1, nil
 }
@@ -122,10 +124,10 @@ func (t *topo) throughput(ctx context.Context, podB0 uint64, warmup, window time
 		}
 		s0, s1, err = t.window(ctx, tg, warmup, window)
 		if err == nil {
-			tp.TrafgenExitedOnSIGINT = tg.stop(syscall.SIGINT, 5*time.Second)
+			tp.TrafgenExitedOnSIGINT = tg.Stop(syscall.SIGINT, 5*time.Second)
 			break
 		}
-		tg.stop(syscall.SIGKILL, 2*time.Second)
+		tg.Stop(syscall.SIGKILL, 2*time.Second)
 		// trafgen dies when a flush of its TX ring meets a full socket send
 		// buffer (EAGAIN). That happens when the host end's XDP ring backs
 		// up for a moment: 256 queued skbs of ~830 bytes truesize fill the
@@ -138,7 +140,7 @@ func (t *topo) throughput(ctx context.Context, podB0 uint64, warmup, window time
 		fmt.Fprintf(t.logw, "  trafgen aborted (%s); measuring again\n", trafgenAbortMsg)
 	}
 	// Let what is in flight land before the final count.
-	if err := sleep(ctx, 300*time.Millisecond); err != nil {
+	if err := child.Sleep(ctx, 300*time.Millisecond); err != nil {
 		return tp, err
 	}
 	end, err := stats(t.podBN, "eth0")
@@ -252,22 +254,22 @@ type Latency struct {
 // latency runs a sockperf server in pod B and a ping-pong client in pod A.
 func (t *topo) latency(ctx context.Context, seconds int) (Latency, error) {
 	l := Latency{Seconds: seconds}
-	srv, err := t.procs.start("sockperf server", t.podB, "sockperf", "server", "-i", podBIP.String(), "-p", strconv.Itoa(sockperfPort))
+	srv, err := t.procs.Start("sockperf server", t.podB, "sockperf", "server", "-i", podBIP.String(), "-p", strconv.Itoa(sockperfPort))
 	if err != nil {
 		return l, err
 	}
-	defer srv.stop(syscall.SIGKILL, 2*time.Second)
-	if err := srv.waitFor(ctx, "listening", 10*time.Second, func(o, e string) bool { return strings.Contains(o+e, "block on socket") }); err != nil {
+	defer srv.Stop(syscall.SIGKILL, 2*time.Second)
+	if err := srv.WaitFor(ctx, "listening", 10*time.Second, func(o, e string) bool { return strings.Contains(o+e, "block on socket") }); err != nil {
 		return l, fmt.Errorf("start sockperf server: %w", err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, time.Duration(seconds+30)*time.Second)
 	defer cancel()
-	out, err := run(cctx, t.podA, "sockperf", "ping-pong", "-i", podBIP.String(), "-p", strconv.Itoa(sockperfPort),
+	out, err := child.Run(cctx, t.podA, "sockperf", "ping-pong", "-i", podBIP.String(), "-p", strconv.Itoa(sockperfPort),
 		"-t", strconv.Itoa(seconds), "-m", "64")
 	if err != nil {
 		return l, fmt.Errorf("sockperf ping-pong: %w", err)
 	}
-	l.ServerOK = srv.stop(syscall.SIGINT, 3*time.Second)
+	l.ServerOK = srv.Stop(syscall.SIGINT, 3*time.Second)
 	if err := parseSockperf(out, &l); err != nil {
 		return l, fmt.Errorf("sockperf ping-pong: %w; output:\n%s", err, out)
 	}

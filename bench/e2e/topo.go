@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/ringnet/ringnet/bench/internal/child"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -108,7 +109,7 @@ type topo struct {
 	node, podA, podB string // namespace names
 	bin              binaries
 	dir              string // temp dir: binaries, configs
-	procs            procs
+	procs            child.Group
 	logw             io.Writer
 
 	sink                  net.PacketConn   // UDP socket bound in pod B, never read
@@ -122,7 +123,7 @@ type topo struct {
 
 // sweepStale removes namespaces left by earlier runs whose process is gone.
 func sweepStale(ctx context.Context, logw io.Writer) {
-	out, err := run(ctx, "", "ip", "netns", "list")
+	out, err := child.Run(ctx, "", "ip", "netns", "list")
 	if err != nil {
 		return
 	}
@@ -141,13 +142,13 @@ func sweepStale(ctx context.Context, logw io.Writer) {
 		}
 		fmt.Fprintf(logw, "removing stale namespace %s (pid %d is gone)\n", f[0], pid)
 		killNS(ctx, f[0])
-		_, _ = run(ctx, "", "ip", "netns", "del", f[0])
+		_, _ = child.Run(ctx, "", "ip", "netns", "del", f[0])
 	}
 }
 
 // killNS kills every process still inside a namespace.
 func killNS(ctx context.Context, name string) {
-	out, err := run(ctx, "", "ip", "netns", "pids", name)
+	out, err := child.Run(ctx, "", "ip", "netns", "pids", name)
 	if err != nil {
 		return
 	}
@@ -168,11 +169,11 @@ func newTopo(ctx context.Context, bin binaries, dir string, logw io.Writer) (*to
 
 func (t *topo) setup(ctx context.Context) error {
 	for _, n := range []string{t.node, t.podA, t.podB} {
-		if _, err := run(ctx, "", "ip", "netns", "add", n); err != nil {
+		if _, err := child.Run(ctx, "", "ip", "netns", "add", n); err != nil {
 			return fmt.Errorf("create namespace: %w", err)
 		}
 		t.made = append(t.made, n)
-		if _, err := run(ctx, n, "ip", "link", "set", "lo", "up"); err != nil {
+		if _, err := child.Run(ctx, n, "ip", "link", "set", "lo", "up"); err != nil {
 			return fmt.Errorf("namespace %s: %w", n, err)
 		}
 	}
@@ -184,7 +185,7 @@ func (t *topo) setup(ctx context.Context) error {
 		{t.podA, hostA, podAIP, podAIP6, podAMAC},
 		{t.podB, hostB, podBIP, podBIP6, podBMAC},
 	} {
-		out, err := run(ctx, t.node, t.bin.ringnet, "pod", "add", "--netns", "/run/netns/"+p.ns,
+		out, err := child.Run(ctx, t.node, t.bin.ringnet, "pod", "add", "--netns", "/run/netns/"+p.ns,
 			"--host-if", p.hostIf, "--ipv4", p.ip.String(), "--ipv6", p.ip6.String(), "--mac", p.mac.String())
 		if err != nil {
 			return fmt.Errorf("create pod port %s: %w", p.hostIf, err)
@@ -198,7 +199,7 @@ func (t *topo) setup(ctx context.Context) error {
 	}
 	// rp_filter off everywhere in the node: only the kernel-routing variant
 	// looks at it, and it must not drop what the pods send.
-	if _, err := run(ctx, t.node, "sysctl", "-q", "-w",
+	if _, err := child.Run(ctx, t.node, "sysctl", "-q", "-w",
 		"net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
 		"net.ipv4.conf."+hostA+".rp_filter=0", "net.ipv4.conf."+hostB+".rp_filter=0",
 		"net.ipv4.ip_forward=0"); err != nil {
@@ -261,7 +262,7 @@ func (t *topo) netlinkIn(name string) (*netlink.Handle, error) {
 // cleanup stops every process and removes every namespace; it is safe on a
 // half-built topology and safe to call twice.
 func (t *topo) cleanup() {
-	t.procs.killAll()
+	t.procs.KillAll()
 	if t.sink != nil {
 		t.sink.Close()
 		t.sink = nil
@@ -281,7 +282,7 @@ func (t *topo) cleanup() {
 	defer cancel()
 	for i := len(t.made) - 1; i >= 0; i-- {
 		killNS(ctx, t.made[i])
-		if _, err := run(ctx, "", "ip", "netns", "del", t.made[i]); err != nil {
+		if _, err := child.Run(ctx, "", "ip", "netns", "del", t.made[i]); err != nil {
 			fmt.Fprintf(t.logw, "cleanup: %v\n", err)
 		}
 	}
@@ -318,14 +319,14 @@ func (t *topo) xdpAttached(ifname string) (bool, error) {
 
 // sysctl reads one sysctl in a namespace.
 func sysctl(ctx context.Context, nsName, key string) (string, error) {
-	out, err := run(ctx, nsName, "sysctl", "-n", key)
+	out, err := child.Run(ctx, nsName, "sysctl", "-n", key)
 	return strings.TrimSpace(out), err
 }
 
 // snmpCounter reads a counter from /proc/net/snmp in a namespace, e.g.
 // ("Ip", "ForwDatagrams").
 func snmpCounter(ctx context.Context, nsName, group, name string) (uint64, error) {
-	out, err := run(ctx, nsName, "cat", "/proc/net/snmp")
+	out, err := child.Run(ctx, nsName, "cat", "/proc/net/snmp")
 	if err != nil {
 		return 0, err
 	}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ringnet/ringnet/bench/internal/child"
 	"github.com/vishvananda/netlink"
 )
 
@@ -113,7 +114,7 @@ func (t *topo) postflight(ctx context.Context) error {
 		}
 		if on {
 			left = append(left, ifname)
-			_, _ = run(ctx, t.node, "ip", "link", "set", "dev", ifname, "xdp", "off")
+			_, _ = child.Run(ctx, t.node, "ip", "link", "set", "dev", ifname, "xdp", "off")
 		}
 	}
 	if len(left) > 0 {
@@ -154,12 +155,12 @@ func expectForwarding(ctx context.Context, node, want string) error {
 func (t *topo) podNeighbours(ctx context.Context, install bool) error {
 	for _, p := range []string{t.podA, t.podB} {
 		if install {
-			if _, err := run(ctx, p, "ip", "neigh", "replace", gwIPv4, "dev", "eth0", "lladdr", gwMAC.String(), "nud", "permanent"); err != nil {
+			if _, err := child.Run(ctx, p, "ip", "neigh", "replace", gwIPv4, "dev", "eth0", "lladdr", gwMAC.String(), "nud", "permanent"); err != nil {
 				return fmt.Errorf("gateway neighbour in %s: %w", p, err)
 			}
 			continue
 		}
-		_, _ = run(ctx, p, "ip", "neigh", "del", gwIPv4, "dev", "eth0")
+		_, _ = child.Run(ctx, p, "ip", "neigh", "del", gwIPv4, "dev", "eth0")
 	}
 	return nil
 }
@@ -183,7 +184,7 @@ func startKernel(ctx context.Context, t *topo) (instance, error) {
 		{"ip", "neigh", "replace", podBIP.String(), "dev", hostB, "lladdr", podBMAC.String(), "nud", "permanent"},
 	}
 	for _, s := range steps {
-		if _, err := run(ctx, t.node, s...); err != nil {
+		if _, err := child.Run(ctx, t.node, s...); err != nil {
 			k.stop(ctx)
 			return nil, fmt.Errorf("set up kernel routing: %w", err)
 		}
@@ -221,7 +222,7 @@ func (k *kernelInst) stop(ctx context.Context) (map[string]uint64, error) {
 		{"ip", "neigh", "del", podAIP.String(), "dev", hostA},
 		{"ip", "neigh", "del", podBIP.String(), "dev", hostB},
 	} {
-		if _, err := run(ctx, k.t.node, s...); err != nil && first == nil && s[0] == "sysctl" {
+		if _, err := child.Run(ctx, k.t.node, s...); err != nil && first == nil && s[0] == "sysctl" {
 			first = fmt.Errorf("undo kernel routing: %w", err)
 		}
 	}
@@ -233,7 +234,7 @@ func (k *kernelInst) stop(ctx context.Context) (map[string]uint64, error) {
 
 type asavieInst struct {
 	t         *topo
-	p         *proc
+	p         *child.Proc
 	delivered uint64 // set by check, verified against the exit counters
 }
 
@@ -241,14 +242,14 @@ func startAsavie(ctx context.Context, t *topo) (instance, error) {
 	if err := t.podNeighbours(ctx, true); err != nil {
 		return nil, err
 	}
-	p, err := t.procs.start("asaviefwd", t.node, t.bin.asaviefwd,
+	p, err := t.procs.Start("asaviefwd", t.node, t.bin.asaviefwd,
 		"--a", hostA, "--b", hostB, "--a-mac", podAMAC.String(), "--b-mac", podBMAC.String())
 	if err != nil {
 		t.podNeighbours(ctx, false)
 		return nil, err
 	}
 	a := &asavieInst{t: t, p: p}
-	if err := p.waitFor(ctx, "forwarding", 15*time.Second, func(_, e string) bool { return strings.Contains(e, "msg=forwarding") }); err != nil {
+	if err := p.WaitFor(ctx, "forwarding", 15*time.Second, func(_, e string) bool { return strings.Contains(e, "msg=forwarding") }); err != nil {
 		a.stop(ctx)
 		return nil, err
 	}
@@ -256,8 +257,8 @@ func startAsavie(ctx context.Context, t *topo) (instance, error) {
 }
 
 func (a *asavieInst) check(ctx context.Context, delivered uint64) (map[string]uint64, error) {
-	if a.p.exited() {
-		return nil, fmt.Errorf("asaviefwd exited during the run (%v)%s", a.p.waitErr, a.p.tail())
+	if a.p.Exited() {
+		return nil, fmt.Errorf("asaviefwd exited during the run (%v)%s", a.p.Err(), a.p.Tail())
 	}
 	a.delivered = delivered
 	// asaviefwd prints its counters when it exits; stop checks them.
@@ -268,14 +269,14 @@ var asavieCounters = regexp.MustCompile(`asaviefwd( [a-z_]+=\d+)+`)
 
 func (a *asavieInst) stop(ctx context.Context) (map[string]uint64, error) {
 	defer a.t.podNeighbours(ctx, false)
-	clean := a.p.stop(syscall.SIGINT, 10*time.Second)
+	clean := a.p.Stop(syscall.SIGINT, 10*time.Second)
 	if !clean {
-		return nil, fmt.Errorf("asaviefwd did not exit within 10s of SIGINT (killed)%s", a.p.tail())
+		return nil, fmt.Errorf("asaviefwd did not exit within 10s of SIGINT (killed)%s", a.p.Tail())
 	}
-	if a.p.waitErr != nil {
-		return nil, fmt.Errorf("asaviefwd failed: %v%s", a.p.waitErr, a.p.tail())
+	if a.p.Err() != nil {
+		return nil, fmt.Errorf("asaviefwd failed: %v%s", a.p.Err(), a.p.Tail())
 	}
-	line := asavieCounters.FindString(a.p.out.String())
+	line := asavieCounters.FindString(a.p.Stdout())
 	c := map[string]uint64{}
 	for _, kv := range strings.Fields(line) {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -285,7 +286,7 @@ func (a *asavieInst) stop(ctx context.Context) (map[string]uint64, error) {
 		}
 	}
 	if _, ok := c["a_to_b"]; !ok {
-		return nil, fmt.Errorf("asaviefwd printed no counters%s", a.p.tail())
+		return nil, fmt.Errorf("asaviefwd printed no counters%s", a.p.Tail())
 	}
 	if a.delivered > 0 {
 		return c, checkShare("asaviefwd a_to_b", c["a_to_b"], a.delivered)
@@ -297,19 +298,19 @@ func (a *asavieInst) stop(ctx context.Context) (map[string]uint64, error) {
 
 type ringnetdInst struct {
 	t *topo
-	p *proc
+	p *child.Proc
 }
 
 func ringnetdStarter(id string, flags ...string) func(context.Context, *topo) (instance, error) {
 	return func(ctx context.Context, t *topo) (instance, error) {
 		t.podNeighbours(ctx, false)
 		args := append([]string{t.bin.ringnetd, "--pods", t.podsFile}, flags...)
-		p, err := t.procs.start("ringnetd ("+id+")", t.node, args...)
+		p, err := t.procs.Start("ringnetd ("+id+")", t.node, args...)
 		if err != nil {
 			return nil, err
 		}
 		r := &ringnetdInst{t: t, p: p}
-		if err := p.waitFor(ctx, "msg=forwarding", 20*time.Second, func(_, e string) bool { return strings.Contains(e, "msg=forwarding") }); err != nil {
+		if err := p.WaitFor(ctx, "msg=forwarding", 20*time.Second, func(_, e string) bool { return strings.Contains(e, "msg=forwarding") }); err != nil {
 			r.stop(ctx)
 			return nil, err
 		}
@@ -318,8 +319,8 @@ func ringnetdStarter(id string, flags ...string) func(context.Context, *topo) (i
 }
 
 func (r *ringnetdInst) check(ctx context.Context, delivered uint64) (map[string]uint64, error) {
-	if r.p.exited() {
-		return nil, fmt.Errorf("ringnetd exited during the run (%v)%s", r.p.waitErr, r.p.tail())
+	if r.p.Exited() {
+		return nil, fmt.Errorf("ringnetd exited during the run (%v)%s", r.p.Err(), r.p.Tail())
 	}
 	if err := expectForwarding(ctx, r.t.node, "0"); err != nil {
 		return nil, err
@@ -327,13 +328,13 @@ func (r *ringnetdInst) check(ctx context.Context, delivered uint64) (map[string]
 	if err := r.t.checkNoPodRoutes(); err != nil {
 		return nil, err
 	}
-	before := strings.Count(r.p.out.String(), "counters\n")
-	r.p.signal(syscall.SIGUSR1)
-	if err := r.p.waitFor(ctx, "counters after SIGUSR1", 5*time.Second, func(o, _ string) bool { return strings.Count(o, "counters\n") > before }); err != nil {
+	before := strings.Count(r.p.Stdout(), "counters\n")
+	r.p.Signal(syscall.SIGUSR1)
+	if err := r.p.WaitFor(ctx, "counters after SIGUSR1", 5*time.Second, func(o, _ string) bool { return strings.Count(o, "counters\n") > before }); err != nil {
 		return nil, err
 	}
 	time.Sleep(50 * time.Millisecond) // let the rest of the block arrive
-	c, err := lastCounters(r.p.out.String())
+	c, err := lastCounters(r.p.Stdout())
 	if err != nil {
 		return nil, err
 	}
@@ -341,14 +342,14 @@ func (r *ringnetdInst) check(ctx context.Context, delivered uint64) (map[string]
 }
 
 func (r *ringnetdInst) stop(ctx context.Context) (map[string]uint64, error) {
-	clean := r.p.stop(syscall.SIGTERM, 15*time.Second)
+	clean := r.p.Stop(syscall.SIGTERM, 15*time.Second)
 	if !clean {
-		return nil, fmt.Errorf("ringnetd did not exit within 15s of SIGTERM (killed)%s", r.p.tail())
+		return nil, fmt.Errorf("ringnetd did not exit within 15s of SIGTERM (killed)%s", r.p.Tail())
 	}
-	if r.p.waitErr != nil {
-		return nil, fmt.Errorf("ringnetd failed: %v%s", r.p.waitErr, r.p.tail())
+	if r.p.Err() != nil {
+		return nil, fmt.Errorf("ringnetd failed: %v%s", r.p.Err(), r.p.Tail())
 	}
-	return lastCounters(r.p.out.String())
+	return lastCounters(r.p.Stdout())
 }
 
 // lastCounters parses the last counters block ringnetd printed:

@@ -40,6 +40,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ringnet/ringnet/bench/internal/child"
 	"golang.org/x/sys/unix"
 )
 
@@ -310,8 +311,8 @@ func (t *topo) floodRound(ctx context.Context, v floodVariant, pps, secs int) (r
 			res.Error = err.Error()
 			return res
 		}
-		defer tg.stop(syscall.SIGINT, 5*time.Second)
-		if err := sleep(ctx, time.Second); err != nil {
+		defer tg.Stop(syscall.SIGINT, 5*time.Second)
+		if err := child.Sleep(ctx, time.Second); err != nil {
 			return res
 		}
 	}

@@ -9,25 +9,27 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ringnet/ringnet/bench/internal/child"
 )
 
 // ringnetd is a running daemon in the node namespace.
 type ringnetd struct {
 	t *topo
-	p *proc
+	p *child.Proc
 }
 
 func (t *topo) startRingnetd(ctx context.Context, flags ...string) (*ringnetd, error) {
 	// The pod's neighbour entry for the gateway would make ringnetd's ARP
 	// answer moot; leave the pods as a CNI would.
-	_, _ = run(ctx, t.pods[0].ns, "ip", "neigh", "del", gwIP, "dev", "eth0")
+	_, _ = child.Run(ctx, t.pods[0].ns, "ip", "neigh", "del", gwIP, "dev", "eth0")
 	args := append(append([]string{t.bin.ringnetd, "--pods", t.podsFile}, t.extra...), flags...)
-	p, err := t.procs.start("ringnetd", t.node, args...)
+	p, err := t.procs.Start("ringnetd", t.node, args...)
 	if err != nil {
 		return nil, err
 	}
 	r := &ringnetd{t: t, p: p}
-	if err := p.waitFor(ctx, "msg=forwarding", 20*time.Second); err != nil {
+	if err := p.WaitForText(ctx, "msg=forwarding", 20*time.Second); err != nil {
 		r.stop()
 		return nil, err
 	}
@@ -35,8 +37,8 @@ func (t *topo) startRingnetd(ctx context.Context, flags ...string) (*ringnetd, e
 }
 
 func (r *ringnetd) stop() error {
-	if !r.p.stop(syscall.SIGTERM, 15*time.Second) {
-		return fmt.Errorf("ringnetd did not exit within 15s of SIGTERM: %s", tail(r.p.output()))
+	if !r.p.Stop(syscall.SIGTERM, 15*time.Second) {
+		return fmt.Errorf("ringnetd did not exit within 15s of SIGTERM: %s", child.Tail(r.p.Output()))
 	}
 	return nil
 }
@@ -44,19 +46,19 @@ func (r *ringnetd) stop() error {
 // counters asks for ringnetd's counters (SIGUSR1) and parses the block:
 // "reason NAME N" as NAME, "port P k=v" as P.k.
 func (r *ringnetd) counters(ctx context.Context) (map[string]uint64, error) {
-	before := strings.Count(r.p.output(), "counters\n")
-	r.p.signal(syscall.SIGUSR1)
+	before := strings.Count(r.p.Output(), "counters\n")
+	r.p.Signal(syscall.SIGUSR1)
 	deadline := time.Now().Add(5 * time.Second)
-	for strings.Count(r.p.output(), "counters\n") == before {
+	for strings.Count(r.p.Output(), "counters\n") == before {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("no counters 5s after SIGUSR1")
 		}
-		if err := sleep(ctx, 10*time.Millisecond); err != nil {
+		if err := child.Sleep(ctx, 10*time.Millisecond); err != nil {
 			return nil, err
 		}
 	}
-	sleep(ctx, 50*time.Millisecond)
-	out := r.p.output()
+	child.Sleep(ctx, 50*time.Millisecond)
+	out := r.p.Output()
 	out = out[strings.LastIndex(out, "counters\n"):]
 	c := map[string]uint64{}
 	for _, line := range strings.Split(out, "\n") {
@@ -78,14 +80,14 @@ func (r *ringnetd) counters(ctx context.Context) (map[string]uint64, error) {
 // iperf3 runs a TCP test from client namespace to server namespace's addr
 // for seconds and returns the received rate in Gbit/s.
 func (t *topo) iperf3(ctx context.Context, serverNS, clientNS, addr string, seconds int, reverse bool) (float64, error) {
-	srv, err := t.procs.start("iperf3 server", serverNS, "iperf3", "-s", "-1", "-B", addr, "-p", strconv.Itoa(iperfA))
+	srv, err := t.procs.Start("iperf3 server", serverNS, "iperf3", "-s", "-1", "-B", addr, "-p", strconv.Itoa(iperfA))
 	if err != nil {
 		return 0, err
 	}
-	defer srv.stop(syscall.SIGKILL, time.Second)
+	defer srv.Stop(syscall.SIGKILL, time.Second)
 	// iperf3 buffers its output when it is not a terminal: give it time to
 	// listen rather than waiting for it to say so.
-	if err := sleep(ctx, 300*time.Millisecond); err != nil {
+	if err := child.Sleep(ctx, 300*time.Millisecond); err != nil {
 		return 0, err
 	}
 	args := []string{"iperf3", "-J", "-c", addr, "-p", strconv.Itoa(iperfA), "-t", strconv.Itoa(seconds)}
@@ -94,7 +96,7 @@ func (t *topo) iperf3(ctx context.Context, serverNS, clientNS, addr string, seco
 	}
 	cctx, cancel := context.WithTimeout(ctx, time.Duration(seconds+20)*time.Second)
 	defer cancel()
-	out, err := run(cctx, clientNS, args...)
+	out, err := child.Run(cctx, clientNS, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -126,17 +128,17 @@ var percentile = regexp.MustCompile(`percentile\s+([0-9.]+)\s*=\s*([0-9.]+)`)
 // server at addr in serverNS.
 func (t *topo) sockperf(ctx context.Context, serverNS, clientNS, addr string, seconds int) (Latency, error) {
 	var l Latency
-	srv, err := t.procs.start("sockperf server", serverNS, "sockperf", "server", "-i", addr, "-p", strconv.Itoa(sockPort))
+	srv, err := t.procs.Start("sockperf server", serverNS, "sockperf", "server", "-i", addr, "-p", strconv.Itoa(sockPort))
 	if err != nil {
 		return l, err
 	}
-	defer srv.stop(syscall.SIGKILL, time.Second)
-	if err := srv.waitFor(ctx, "block on socket", 5*time.Second); err != nil {
+	defer srv.Stop(syscall.SIGKILL, time.Second)
+	if err := srv.WaitForText(ctx, "block on socket", 5*time.Second); err != nil {
 		return l, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, time.Duration(seconds+20)*time.Second)
 	defer cancel()
-	out, err := run(cctx, clientNS, "sockperf", "ping-pong", "-i", addr, "-p", strconv.Itoa(sockPort),
+	out, err := child.Run(cctx, clientNS, "sockperf", "ping-pong", "-i", addr, "-p", strconv.Itoa(sockPort),
 		"-t", strconv.Itoa(seconds), "-m", "64")
 	if err != nil {
 		return l, err
@@ -154,20 +156,20 @@ func (t *topo) sockperf(ctx context.Context, serverNS, clientNS, addr string, se
 		}
 	}
 	if l.P50 == 0 {
-		return l, fmt.Errorf("no percentiles in sockperf's output:\n%s", tail(out))
+		return l, fmt.Errorf("no percentiles in sockperf's output:\n%s", child.Tail(out))
 	}
 	return l, nil
 }
 
 // startFlood runs trafgen in pod C at rate pps, pinned to CPU 0.
-func (t *topo) startFlood(ctx context.Context, pps int) (*proc, error) {
-	p, err := t.procs.start("trafgen", t.pods[2].ns, "taskset", "-c", "0", "trafgen", "--cpus", "1",
+func (t *topo) startFlood(ctx context.Context, pps int) (*child.Proc, error) {
+	p, err := t.procs.Start("trafgen", t.pods[2].ns, "taskset", "-c", "0", "trafgen", "--cpus", "1",
 		"--no-sock-mem", "--notouch-irq", "--dev", "eth0", "--conf", t.floodCfg, "--rate", fmt.Sprintf("%dpps", pps))
 	if err != nil {
 		return nil, err
 	}
-	if err := p.waitFor(ctx, "Running!", 10*time.Second); err != nil {
-		p.stop(syscall.SIGKILL, time.Second)
+	if err := p.WaitForText(ctx, "Running!", 10*time.Second); err != nil {
+		p.Stop(syscall.SIGKILL, time.Second)
 		return nil, err
 	}
 	return p, nil
@@ -175,7 +177,7 @@ func (t *topo) startFlood(ctx context.Context, pps int) (*proc, error) {
 
 // txPackets is a pod's eth0 tx_packets.
 func (t *topo) txPackets(ctx context.Context, ns string) (uint64, error) {
-	out, err := run(ctx, ns, "cat", "/sys/class/net/eth0/statistics/tx_packets")
+	out, err := child.Run(ctx, ns, "cat", "/sys/class/net/eth0/statistics/tx_packets")
 	if err != nil {
 		return 0, err
 	}

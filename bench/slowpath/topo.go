@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ringnet/ringnet/bench/internal/child"
 )
 
 // The topology's fixed addressing, private to its own namespaces.
@@ -42,7 +44,7 @@ type topo struct {
 	podsFile string
 	floodCfg string
 	extra    []string // ringnetd flags for every run
-	procs    procs
+	procs    child.Group
 	logw     io.Writer
 	made     []string
 }
@@ -82,18 +84,18 @@ func (t *topo) setup(ctx context.Context) error {
 		return err
 	}
 	for _, n := range []string{t.node, t.pods[0].ns, t.pods[1].ns, t.pods[2].ns} {
-		if _, err := run(ctx, "", "ip", "netns", "add", n); err != nil {
+		if _, err := child.Run(ctx, "", "ip", "netns", "add", n); err != nil {
 			return err
 		}
 		t.made = append(t.made, n)
-		if _, err := run(ctx, n, "ip", "link", "set", "lo", "up"); err != nil {
+		if _, err := child.Run(ctx, n, "ip", "link", "set", "lo", "up"); err != nil {
 			return err
 		}
 	}
 	var pods strings.Builder
 	pods.WriteString("pods:\n")
 	for _, p := range t.pods {
-		if _, err := run(ctx, t.node, t.bin.ringnet, "pod", "add", "--netns", "/run/netns/"+p.ns,
+		if _, err := child.Run(ctx, t.node, t.bin.ringnet, "pod", "add", "--netns", "/run/netns/"+p.ns,
 			"--host-if", p.hostIf, "--ipv4", p.ip, "--ipv6", p.ip6, "--mac", p.mac); err != nil {
 			return err
 		}
@@ -105,7 +107,7 @@ func (t *topo) setup(ctx context.Context) error {
 	}
 	// The node's own address, on a veth (no dummy module here), and no
 	// forwarding: host ↔ pod traffic is local to the node either way.
-	if err := runAll(ctx, t.node,
+	if err := child.RunAll(ctx, t.node,
 		[]string{"ip", "link", "add", "up0", "type", "veth", "peer", "name", "up0p"},
 		[]string{"ip", "link", "set", "up0", "up"},
 		[]string{"ip", "link", "set", "up0p", "up"},
@@ -121,25 +123,25 @@ func (t *topo) setup(ctx context.Context) error {
 
 // cleanup kills what runs and removes the namespaces; safe to call twice.
 func (t *topo) cleanup() {
-	t.procs.killAll()
+	t.procs.KillAll()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := len(t.made) - 1; i >= 0; i-- {
-		if out, err := run(ctx, "", "ip", "netns", "pids", t.made[i]); err == nil {
+		if out, err := child.Run(ctx, "", "ip", "netns", "pids", t.made[i]); err == nil {
 			for _, f := range strings.Fields(out) {
 				if pid, err := strconv.Atoi(f); err == nil {
 					_ = syscall.Kill(pid, syscall.SIGKILL)
 				}
 			}
 		}
-		_, _ = run(ctx, "", "ip", "netns", "del", t.made[i])
+		_, _ = child.Run(ctx, "", "ip", "netns", "del", t.made[i])
 	}
 	t.made = nil
 }
 
 // sweepStale removes namespaces of earlier runs whose process is gone.
 func sweepStale(ctx context.Context, logw io.Writer) {
-	out, err := run(ctx, "", "ip", "netns", "list")
+	out, err := child.Run(ctx, "", "ip", "netns", "list")
 	if err != nil {
 		return
 	}
@@ -157,7 +159,7 @@ func sweepStale(ctx context.Context, logw io.Writer) {
 			continue
 		}
 		fmt.Fprintf(logw, "removing stale namespace %s\n", f[0])
-		_, _ = run(ctx, "", "ip", "netns", "del", f[0])
+		_, _ = child.Run(ctx, "", "ip", "netns", "del", f[0])
 	}
 }
 
@@ -168,18 +170,18 @@ func sweepStale(ctx context.Context, logw io.Writer) {
 func (t *topo) kernelPath(ctx context.Context, undo bool) error {
 	a := t.pods[0]
 	if undo {
-		_, _ = run(ctx, t.node, "ip", "route", "del", a.ip+"/32", "dev", a.hostIf)
-		_, _ = run(ctx, t.node, "ip", "neigh", "del", a.ip, "dev", a.hostIf)
-		_, _ = run(ctx, a.ns, "ip", "neigh", "del", gwIP, "dev", "eth0")
+		_, _ = child.Run(ctx, t.node, "ip", "route", "del", a.ip+"/32", "dev", a.hostIf)
+		_, _ = child.Run(ctx, t.node, "ip", "neigh", "del", a.ip, "dev", a.hostIf)
+		_, _ = child.Run(ctx, a.ns, "ip", "neigh", "del", gwIP, "dev", "eth0")
 		return nil
 	}
-	if err := runAll(ctx, t.node,
+	if err := child.RunAll(ctx, t.node,
 		[]string{"ip", "route", "replace", a.ip + "/32", "dev", a.hostIf},
 		[]string{"ip", "neigh", "replace", a.ip, "dev", a.hostIf, "lladdr", a.mac, "nud", "permanent"},
 	); err != nil {
 		return err
 	}
-	_, err := run(ctx, a.ns, "ip", "neigh", "replace", gwIP, "dev", "eth0", "lladdr", gwMAC, "nud", "permanent")
+	_, err := child.Run(ctx, a.ns, "ip", "neigh", "replace", gwIP, "dev", "eth0", "lladdr", gwMAC, "nud", "permanent")
 	return err
 }
 
