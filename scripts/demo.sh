@@ -62,6 +62,10 @@ step "ping pod a -> pod b (IPv4 and IPv6)"
 in_pod a ping -c 3 -i 0.2 "${IP4[b]}" | tail -2
 in_pod a ping -6 -c 3 -i 0.2 "${IP6[b]}" | tail -2
 
+step "The node reaches its pods through the slow path (TAP ringnet0 into the fast path)"
+ip netns exec "$NODE" ip route | grep ringnet0 | head -3 | sed 's/^/  node route: /'
+ip netns exec "$NODE" ping -c 2 -i 0.2 "${IP4[a]}" | tail -2
+
 step "UDP stream pod a -> pod c (iperf3, 200 Mbit/s, 3 s)"
 in_pod c iperf3 -s -1 -B "${IP4[c]}" >/dev/null & srv=$!
 sleep 0.3
