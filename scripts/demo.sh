@@ -36,6 +36,10 @@ step "A node namespace ($NODE) with IP forwarding OFF: the kernel cannot route b
 ip netns add "$NODE"
 ip netns exec "$NODE" ip link set lo up
 ip netns exec "$NODE" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
+# The node's own address (a real node has one on its uplink); pods reach it
+# and the node reaches pods from it through the slow path.
+NODE_IP=192.168.200.1
+ip netns exec "$NODE" ip addr add "$NODE_IP/32" dev lo
 
 step "Three pods, set up the way the CNI plugin does it (ringnet pod add)"
 echo "pods:" > "$work/pods.yaml"
@@ -65,6 +69,8 @@ in_pod a ping -6 -c 3 -i 0.2 "${IP6[b]}" | tail -2
 step "The node reaches its pods through the slow path (TAP ringnet0 into the fast path)"
 ip netns exec "$NODE" ip route | grep ringnet0 | head -3 | sed 's/^/  node route: /'
 ip netns exec "$NODE" ping -c 2 -i 0.2 "${IP4[a]}" | tail -2
+echo "  and pod a reaches the node's address $NODE_IP:"
+in_pod a ping -c 2 -i 0.2 "$NODE_IP" | tail -2
 
 step "UDP stream pod a -> pod c (iperf3, 200 Mbit/s, 3 s)"
 in_pod c iperf3 -s -1 -B "${IP4[c]}" >/dev/null & srv=$!

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -137,6 +138,10 @@ func startSlowPath(dp *pipeline.Dataplane, cfg *slowPathConfig, log *slog.Logger
 		return nil, fmt.Errorf("%w (run with --slow-path=false to do without)", err)
 	}
 	log.Info("slow path", "tap", sp.TAP(), "mac", sp.MAC().String(), "mtu", o.MTU, "pod_cidrs", o.PodPrefixes)
+	if !hasNodeAddress() {
+		log.Warn("the node has no global unicast address: pods cannot reach it and its own traffic to pods " +
+			"has no usable source address; give the node an address (e.g. on its uplink)")
+	}
 	var once sync.Once
 	return func() error {
 		once.Do(func() {
@@ -146,4 +151,19 @@ func startSlowPath(dp *pipeline.Dataplane, cfg *slowPathConfig, log *slog.Logger
 		})
 		return err
 	}, nil
+}
+
+// hasNodeAddress reports whether the node's namespace has a global unicast
+// address, the source the kernel needs for node → pod traffic.
+func hasNodeAddress() bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return true // cannot tell; say nothing
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() {
+			return true
+		}
+	}
+	return false
 }
