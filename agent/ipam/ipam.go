@@ -29,6 +29,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Key identifies an allocation: one interface of one container.
@@ -96,7 +97,7 @@ func Open(path string, pools []netip.Prefix) (*Store, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("ipam: open %s: locked by another process (is another ringnetd running?)", path)
 		}
 		return nil, fmt.Errorf("ipam: open %s: %w", path, err)

@@ -215,7 +215,7 @@ func (e *env) setup(o options) error {
 		if id == "bridge" || id == "loopback" {
 			for _, b := range []string{"bridge", "host-local", "loopback"} {
 				if _, err := os.Stat(filepath.Join(debianCNI, b)); err != nil {
-					return fmt.Errorf("Debian's %s plugin: %w (apt-get install containernetworking-plugins, or make deps)", b, err)
+					return fmt.Errorf("plugin %s from Debian: %w (apt-get install containernetworking-plugins, or make deps)", b, err)
 				}
 			}
 		}
