@@ -483,3 +483,30 @@ func TestRestartKeepsPods(t *testing.T) {
 	raw, _ := json.Marshal(n.status(t))
 	t.Logf("status after restart: %s", raw)
 }
+
+// TestSocketOnlyRoot checks that ringnetd's socket is 0600 and that a
+// non-root user cannot use it.
+func TestSocketOnlyRoot(t *testing.T) {
+	n := newNode(t, "10.244.11.0/24")
+	fi, err := os.Stat(n.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("socket mode %v, want a 0600 socket", fi.Mode())
+	}
+	// Let nobody traverse the directories, so that only the socket's own
+	// mode stands in the way.
+	for d := filepath.Dir(n.socket); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o711)
+	}
+	out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+		filepath.Join(binDir, "ringnet"), "status", "--socket", n.socket).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "permission denied: only root may use it") {
+		t.Errorf("nobody ran ringnet status: err=%v output=%s; want permission denied", err, out)
+	}
+	// Root still can.
+	if _, err := exec.Command(filepath.Join(binDir, "ringnet"), "status", "--socket", n.socket).CombinedOutput(); err != nil {
+		t.Errorf("root: %v", err)
+	}
+}

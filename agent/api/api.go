@@ -159,7 +159,10 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EACCES) {
+		if errors.Is(err, syscall.EACCES) {
+			return fmt.Errorf("ringnetd's socket %s: permission denied: only root may use it", c.Socket)
+		}
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 			return fmt.Errorf("%w at %s: %v", ErrDaemonUnavailable, c.Socket, err)
 		}
 		return fmt.Errorf("ringnetd %s: %w", path, err)
