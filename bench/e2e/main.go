@@ -174,7 +174,7 @@ func bench(ctx context.Context, o options, logw io.Writer) (*Report, error) {
 			return nil, fmt.Errorf("%s not found: install iproute2, netsniff-ng, util-linux, procps and sockperf", tool)
 		}
 	}
-	root, err := moduleRoot(ctx)
+	root, err := child.ModuleRoot(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +187,7 @@ func bench(ctx context.Context, o options, logw io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	sweepStale(ctx, logw)
+	child.SweepStale(ctx, nsNameRe, logw)
 
 	rep := &Report{Meta: meta(o)}
 	for _, id := range o.Variants {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -54,26 +52,6 @@ var (
 // binaries are the programs built once at start.
 type binaries struct {
 	ringnet, ringnetd, asaviefwd string
-}
-
-// moduleRoot finds the ringnet module's root from the working directory.
-func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("find module root: go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("find module root: not inside a Go module; run from the ringnet repository")
-	}
-	data, err := os.ReadFile(gomod)
-	if err != nil {
-		return "", fmt.Errorf("find module root: %w", err)
-	}
-	if !regexp.MustCompile(`(?m)^module\s+github\.com/ringnet/ringnet\s*$`).Match(data) {
-		return "", fmt.Errorf("find module root: %s is not github.com/ringnet/ringnet; run from the ringnet repository", gomod)
-	}
-	return filepath.Dir(gomod), nil
 }
 
 // build compiles ringnet, ringnetd and asaviefwd into dir.
@@ -119,44 +97,6 @@ type topo struct {
 
 	trafgenConf string // trafgen config file
 	podsFile    string // ringnetd pods file
-}
-
-// sweepStale removes namespaces left by earlier runs whose process is gone.
-func sweepStale(ctx context.Context, logw io.Writer) {
-	out, err := child.Run(ctx, "", "ip", "netns", "list")
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		m := nsNameRe.FindStringSubmatch(f[0])
-		if m == nil {
-			continue
-		}
-		pid, _ := strconv.Atoi(m[1])
-		if pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
-			continue // ours, or its run is still going
-		}
-		fmt.Fprintf(logw, "removing stale namespace %s (pid %d is gone)\n", f[0], pid)
-		killNS(ctx, f[0])
-		_, _ = child.Run(ctx, "", "ip", "netns", "del", f[0])
-	}
-}
-
-// killNS kills every process still inside a namespace.
-func killNS(ctx context.Context, name string) {
-	out, err := child.Run(ctx, "", "ip", "netns", "pids", name)
-	if err != nil {
-		return
-	}
-	for _, f := range strings.Fields(out) {
-		if pid, err := strconv.Atoi(f); err == nil {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
 }
 
 // newTopo builds the topology. On error, whatever was built is in t and
@@ -281,7 +221,7 @@ func (t *topo) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := len(t.made) - 1; i >= 0; i-- {
-		killNS(ctx, t.made[i])
+		child.KillNS(ctx, t.made[i])
 		if _, err := child.Run(ctx, "", "ip", "netns", "del", t.made[i]); err != nil {
 			fmt.Fprintf(t.logw, "cleanup: %v\n", err)
 		}

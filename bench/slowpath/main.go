@@ -34,6 +34,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -193,7 +194,7 @@ func bench(ctx context.Context, o options, logw io.Writer) (*Report, error) {
 			return nil, fmt.Errorf("%s not found (make deps installs it)", tool)
 		}
 	}
-	sweepStale(ctx, logw)
+	child.SweepStale(ctx, regexp.MustCompile(`^`+nsPrefix+`(\d+)-`), logw)
 	dir, err := os.MkdirTemp("", "ringnet-slowpath-")
 	if err != nil {
 		return nil, err

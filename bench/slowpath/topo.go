@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -76,7 +75,7 @@ func (t *topo) build(ctx context.Context, root string) error {
 }
 
 func (t *topo) setup(ctx context.Context) error {
-	root, err := moduleRoot(ctx)
+	root, err := child.ModuleRoot(ctx)
 	if err != nil {
 		return err
 	}
@@ -139,30 +138,6 @@ func (t *topo) cleanup() {
 	t.made = nil
 }
 
-// sweepStale removes namespaces of earlier runs whose process is gone.
-func sweepStale(ctx context.Context, logw io.Writer) {
-	out, err := child.Run(ctx, "", "ip", "netns", "list")
-	if err != nil {
-		return
-	}
-	re := regexp.MustCompile(`^` + nsPrefix + `(\d+)-`)
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		m := re.FindStringSubmatch(f[0])
-		if m == nil {
-			continue
-		}
-		if pid, _ := strconv.Atoi(m[1]); pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
-			continue
-		}
-		fmt.Fprintf(logw, "removing stale namespace %s\n", f[0])
-		_, _ = child.Run(ctx, "", "ip", "netns", "del", f[0])
-	}
-}
-
 // kernelPath makes the node's kernel reach pod A over its veth directly,
 // as a kernel CNI (Calico) does: a /32 route and a permanent neighbour on
 // the host end, and a permanent neighbour for the gateway in the pod (no
@@ -222,16 +197,4 @@ func floodConfig(c pod) string {
 	}
 	b.WriteString("\n}\n")
 	return b.String()
-}
-
-func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("not inside a Go module; run from the ringnet repository")
-	}
-	return filepath.Dir(gomod), nil
 }

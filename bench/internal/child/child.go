@@ -1,7 +1,9 @@
 // Package child runs the benchmark programs' child processes: short
 // commands inside a network namespace, and long-running ones (daemons,
 // traffic generators, servers) in their own process group, killed if the
-// benchmark dies, with their output kept for checks and error messages.
+// benchmark dies, with their output kept for checks and error messages;
+// and the chores around them: finding the module to build from, and
+// sweeping namespaces (and what runs in them) left by a killed run.
 package child
 
 import (
@@ -9,7 +11,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -229,4 +236,64 @@ func Tail(s string) string {
 		lines = lines[len(lines)-15:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ModuleRoot finds the ringnet module's root from the working directory.
+func ModuleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("find module root: go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("find module root: not inside a Go module; run from the ringnet repository")
+	}
+	data, err := os.ReadFile(gomod)
+	if err != nil {
+		return "", fmt.Errorf("find module root: %w", err)
+	}
+	if !regexp.MustCompile(`(?m)^module\s+github\.com/ringnet/ringnet\s*$`).Match(data) {
+		return "", fmt.Errorf("find module root: %s is not github.com/ringnet/ringnet; run from the ringnet repository", gomod)
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// SweepStale removes the namespaces left by earlier runs whose process is
+// gone (a run killed outright cannot clean up). names must match a
+// namespace name of a run with the run's pid as its first submatch.
+func SweepStale(ctx context.Context, names *regexp.Regexp, logw io.Writer) {
+	out, err := Run(ctx, "", "ip", "netns", "list")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		m := names.FindStringSubmatch(f[0])
+		if m == nil {
+			continue
+		}
+		pid, _ := strconv.Atoi(m[1])
+		if pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+			continue // ours, or its run is still going
+		}
+		fmt.Fprintf(logw, "removing stale namespace %s (pid %d is gone)\n", f[0], pid)
+		KillNS(ctx, f[0])
+		_, _ = Run(ctx, "", "ip", "netns", "del", f[0])
+	}
+}
+
+// KillNS kills every process still inside a namespace.
+func KillNS(ctx context.Context, name string) {
+	out, err := Run(ctx, "", "ip", "netns", "pids", name)
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(out) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
