@@ -280,12 +280,6 @@ func (s *Socket) Refill() int {
 	return int(n)
 }
 
-// Pending reports whether received frames are waiting on the RX ring or
-// sent frames on the completion ring.
-func (s *Socket) Pending() bool {
-	return s.rx.peek(1) > 0 || s.comp.peek(1) > 0
-}
-
 // Stats are a socket's counters: the kernel's and our own.
 type Stats struct {
 	RxDropped       uint64 // kernel: frames dropped for reasons other than a full ring
