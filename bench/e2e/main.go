@@ -33,7 +33,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"runtime"
 	"slices"
@@ -166,13 +165,8 @@ func parseFlags(args []string) (options, error) {
 // returned only when the benchmark cannot go on (build, topology,
 // interruption), together with what was measured so far.
 func bench(ctx context.Context, o options, logw io.Writer) (*Report, error) {
-	if os.Geteuid() != 0 {
-		return nil, errors.New("must run as root (network namespaces, XDP, AF_XDP)")
-	}
-	for _, tool := range []string{"ip", "trafgen", "taskset", "sysctl", "sockperf"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return nil, fmt.Errorf("%s not found: install iproute2, netsniff-ng, util-linux, procps and sockperf", tool)
-		}
+	if err := child.Preflight("network namespaces, XDP, AF_XDP", "ip", "trafgen", "taskset", "sysctl", "sockperf"); err != nil {
+		return nil, err
 	}
 	root, err := child.ModuleRoot(ctx)
 	if err != nil {

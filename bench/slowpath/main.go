@@ -32,7 +32,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"regexp"
 	"runtime"
@@ -186,13 +185,8 @@ func parseFlags(args []string) (options, error) {
 }
 
 func bench(ctx context.Context, o options, logw io.Writer) (*Report, error) {
-	if os.Geteuid() != 0 {
-		return nil, errors.New("must run as root (network namespaces, XDP, AF_XDP, TAP)")
-	}
-	for _, tool := range []string{"ip", "iperf3", "sockperf", "trafgen", "taskset"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return nil, fmt.Errorf("%s not found (make deps installs it)", tool)
-		}
+	if err := child.Preflight("network namespaces, XDP, AF_XDP, TAP", "ip", "iperf3", "sockperf", "trafgen", "taskset"); err != nil {
+		return nil, err
 	}
 	child.SweepStale(ctx, regexp.MustCompile(`^`+nsPrefix+`(\d+)-`), logw)
 	dir, err := os.MkdirTemp("", "ringnet-slowpath-")

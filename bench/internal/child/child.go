@@ -297,3 +297,17 @@ func KillNS(ctx context.Context, name string) {
 		}
 	}
 }
+
+// Preflight checks that the benchmark runs as root and that every tool is
+// on PATH, naming what is missing and how to get it.
+func Preflight(needs string, tools ...string) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("must run as root (%s)", needs)
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found: run make deps, which installs it", tool)
+		}
+	}
+	return nil
+}
