@@ -11,6 +11,8 @@ declare -A need=(
   # its CNI backend (runc: crun fails on hybrid cgroups), the image's busybox
   [iptables]=iptables [nsenter]=util-linux [podman]=podman [runc]=runc
   [conmon]=conmon [busybox]=busybox-static [containerd]=containerd
+  # internal/topo decodes its captures (VXLAN on 8472) with tshark
+  [tshark]=tshark
 )
 # file -> Debian package, for what is not a command on PATH
 declare -A needfile=(
@@ -33,6 +35,9 @@ if ((${#missing[@]})); then
   fi
   echo "deps: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # wireshark-common asks whether non-root users may capture; answer no
+  # beforehand so the install never waits on a prompt.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

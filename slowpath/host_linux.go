@@ -70,8 +70,9 @@ type SlowPath struct {
 	ns netns.NsHandle
 	nl *netlink.Handle
 
-	mu   sync.Mutex    // guards host
-	host pipeline.Host // last published
+	mu     sync.Mutex     // guards host and remote
+	host   pipeline.Host  // last published
+	remote []netip.Prefix // routed to the TAP by SetRemotePrefixes
 
 	watchDone chan struct{} // closed by Close: ends the address subscription
 	watching  sync.WaitGroup
@@ -157,6 +158,36 @@ func (s *SlowPath) Host() pipeline.Host {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.host
+}
+
+// SetRemotePrefixes routes prefixes, other nodes' pod CIDRs, through the
+// TAP, replacing the set of the previous call: the node's own traffic to
+// pods elsewhere enters the fast path, which sends it to their node.
+// Unlike Options.PodPrefixes they are not the node's own: the fast path
+// answers nothing for them. It reports every route it failed to change,
+// having tried them all.
+func (s *SlowPath) SetRemotePrefixes(prefixes []netip.Prefix) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want := map[netip.Prefix]bool{}
+	for _, p := range prefixes {
+		want[p.Masked()] = true
+	}
+	var errs []error
+	for _, p := range s.remote {
+		if !want[p] {
+			errs = append(errs, s.route(p, false))
+		}
+	}
+	s.remote = s.remote[:0]
+	for p := range want {
+		if err := s.route(p, true); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.remote = append(s.remote, p)
+	}
+	return errors.Join(errs...)
 }
 
 // Close stops the goroutines and removes the TAP, and with it every route

@@ -53,7 +53,7 @@ func addCNIFlags(fs *flag.FlagSet) *cniFlags {
 	fs.Var(&c.podCIDRs, "pod-cidr", "the node's pod CIDR to hand addresses out of, IPv4 and/or IPv6 (repeat or comma-separate); enables the CNI plugin's API")
 	fs.StringVar(&c.socket, "socket", api.DefaultSocket, "unix socket the CNI plugin calls")
 	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/ringnet", "where address allocations are kept")
-	fs.IntVar(&c.mtu, "mtu", 1500, "MTU of pod interfaces")
+	fs.IntVar(&c.mtu, "mtu", 1500, "MTU of pod interfaces (with --cluster the default is the uplink's MTU less the largest tunnel overhead in use: VXLAN 50, IPIP 20)")
 	return c
 }
 

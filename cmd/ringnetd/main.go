@@ -34,6 +34,8 @@ const usage = `ringnetd: ringnet's node daemon (AF_XDP fast path)
 Usage:
   ringnetd --pod-cidr 10.244.0.0/24 [--pod-cidr fd00::/64] [flags]   pods from the CNI plugin
   ringnetd --pods FILE [flags]                                      pods from a static file
+  ringnetd --cluster FILE --node NAME [flags]                       a node of a cluster: pods from the CNI
+                                                                    plugin, other nodes' pods through the uplink
 
 Run it in the node's network namespace (e.g. ip netns exec NODE ringnetd ...).
 With --pod-cidr it serves the CNI plugin (the "ringnet" CNI binary) on
@@ -42,6 +44,12 @@ never handed out twice, also across crashes), attaches each pod's port as the
 plugin creates it, and re-attaches existing pods when restarted. With --pods it
 attaches to the host end of each pod's veth listed in FILE (made e.g. with
 "ringnet pod add"). Both may be given.
+
+With --cluster the node's pod CIDRs come from the cluster file (see
+agent/cluster and docs/cross-node.md) and pods on the other nodes are reached
+through the uplink: VXLAN, IPIP or direct routing per node pair, as the file's
+tunnel mode says, Flannel's VXLAN nodes included. The pods' MTU is the
+uplink's less the tunnel overhead unless --mtu says otherwise.
 
 FILE (YAML or JSON):
   pods:
@@ -92,6 +100,7 @@ func run(args []string, out io.Writer) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	cni := addCNIFlags(fs)
 	slow := slowPathFlags(fs)
+	cf := addClusterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -103,9 +112,18 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	x, err := loadCluster(cf)
+	if err != nil {
+		return err
+	}
+	if x != nil {
+		if err := x.apply(fs, cni, log); err != nil {
+			return err
+		}
+	}
 	if *podsPath == "" && len(cni.podCIDRs) == 0 {
 		fs.Usage()
-		return errors.New("give --pod-cidr (pods come from the CNI plugin) and/or --pods (a static pods file)")
+		return errors.New("give --pod-cidr (pods come from the CNI plugin), --cluster (and this node's pod CIDRs come from it) and/or --pods (a static pods file)")
 	}
 	var pods []pipeline.PortSpec
 	if *podsPath != "" {
@@ -145,11 +163,18 @@ func run(args []string, out io.Writer) error {
 		}
 		writeCounters(out, dp)
 	}()
-	stopSlowPath, err := startSlowPath(dp, slow, log)
+	sp, stopSlowPath, err := startSlowPath(dp, slow, log)
 	if err != nil {
 		return err
 	}
 	defer stopSlowPath()
+	if x != nil {
+		stopPeers, err := x.start(dp, sp, log)
+		if err != nil {
+			return err
+		}
+		defer stopPeers()
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
 	for _, p := range pods {

@@ -121,21 +121,21 @@ func splitList(s string) []string {
 	return out
 }
 
-// startSlowPath starts the slow path on dp, which must not be started yet.
-// The returned stop removes the TAP and its routes; call it before closing
+// startSlowPath starts the slow path on dp, which must not be started yet,
+// and returns it (nil when it is off). The returned stop removes the TAP and its routes; call it before closing
 // dp. With --slow-path=false it does nothing.
-func startSlowPath(dp *pipeline.Dataplane, cfg *slowPathConfig, log *slog.Logger) (stop func() error, err error) {
+func startSlowPath(dp *pipeline.Dataplane, cfg *slowPathConfig, log *slog.Logger) (_ *slowpath.SlowPath, stop func() error, err error) {
 	if !cfg.enabled {
 		log.Info("slow path off: host ↔ pod traffic, punted frames and ICMP errors are dropped")
-		return func() error { return nil }, nil
+		return nil, func() error { return nil }, nil
 	}
 	o, err := cfg.options(log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sp, err := slowpath.Start(dp, o)
 	if err != nil {
-		return nil, fmt.Errorf("%w (run with --slow-path=false to do without)", err)
+		return nil, nil, fmt.Errorf("%w (run with --slow-path=false to do without)", err)
 	}
 	log.Info("slow path", "tap", sp.TAP(), "mac", sp.MAC().String(), "mtu", o.MTU, "pod_cidrs", o.PodPrefixes)
 	if !hasNodeAddress() {
@@ -143,7 +143,7 @@ func startSlowPath(dp *pipeline.Dataplane, cfg *slowPathConfig, log *slog.Logger
 			"has no usable source address; give the node an address (e.g. on its uplink)")
 	}
 	var once sync.Once
-	return func() error {
+	return sp, func() error {
 		once.Do(func() {
 			if err = sp.Close(); err != nil {
 				log.Error("slow path shutdown", "err", err)

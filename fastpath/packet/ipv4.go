@@ -7,8 +7,10 @@ import "encoding/binary"
 const (
 	ProtoHopByHop     = 0 // IPv6 hop-by-hop options header
 	ProtoICMP         = 1
+	ProtoIPIP         = 4 // IPv4 in IPv4 (RFC 2003)
 	ProtoTCP          = 6
 	ProtoUDP          = 17
+	ProtoIPv6InIPv4   = 41 // IPv6 in IPv4 (RFC 4213)
 	ProtoRouting      = 43 // IPv6 routing header
 	ProtoFragment     = 44 // IPv6 fragment header
 	ProtoICMPv6       = 58

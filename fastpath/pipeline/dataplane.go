@@ -80,6 +80,8 @@ type Port struct {
 	Spec PortSpec
 
 	mac      [6]byte
+	uplink   *UplinkSpec   // non-nil for the node's uplink (AddUplink)
+	mtu      int           // the uplink's MTU
 	socks    []*xsk.Socket // by worker; each used only by that worker
 	prog     *xdp.Program
 	link     *xdp.Attachment
@@ -111,6 +113,8 @@ type Dataplane struct {
 	ports     atomic.Pointer[portSet]        // written under mu, read by workers per step
 	endpoints atomic.Pointer[endpoint.Table] // written under mu, read by workers per step
 	host      atomic.Pointer[hostTable]      // written under mu (SetHost), read by workers per step; nil: no slow path yet
+	under     atomic.Pointer[underlay]       // written under mu (SetRoutes, AddUplink), read by workers per step; nil: no uplink
+	routes    Routes                         // guarded by mu: the last SetRoutes, recompiled when the uplink changes
 	hostPort  *HostPort                      // set under mu before Start, then fixed; nil: no slow path
 	hostGen   uint64                         // guarded by mu
 	epoch     time.Time                      // zero of the workers' clock for token buckets

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/ringnet/ringnet/encap"
 	"github.com/ringnet/ringnet/fastpath/xdp"
 	"github.com/ringnet/ringnet/fastpath/xsk"
 	"golang.org/x/sys/unix"
@@ -31,34 +32,13 @@ func (d *Dataplane) AddPort(spec PortSpec) (_ *Port, err error) {
 		return nil, fmt.Errorf("port %s: %w", spec.Ifname, err)
 	}
 	p := &Port{Spec: spec}
-	published := false
-	defer func() {
-		if err != nil && !published {
-			p.close()
-		}
-	}()
-	p.prog, err = xdp.NewProgram(xdp.ProgramOptions{Queues: d.cfg.Workers, Fallback: xdp.Drop})
+	prog, err := xdp.NewProgram(xdp.ProgramOptions{Queues: d.cfg.Workers, Fallback: xdp.Drop})
 	if err != nil {
 		return nil, fmt.Errorf("port %s: %w", spec.Ifname, err)
 	}
-	for q := range d.cfg.Workers {
-		s, err := openRetry(spec.Ifname, q, d.cfg.XSK)
-		if err != nil {
-			return nil, fmt.Errorf("port %s: %w (the veth needs %d queues, one per worker)", spec.Ifname, err, d.cfg.Workers)
-		}
-		p.socks = append(p.socks, s)
-		if err := p.prog.Register(q, s.FD()); err != nil {
-			return nil, fmt.Errorf("port %s: %w", spec.Ifname, err)
-		}
-	}
-	p.link, err = p.prog.Attach(ifi.Index, d.cfg.XDPMode)
-	if err != nil {
-		return nil, fmt.Errorf("port %s: %w", spec.Ifname, err)
-	}
-	if err := d.addPort(p); err != nil {
+	if err := d.attach(p, ifi, prog); err != nil {
 		return nil, err
 	}
-	published = true
 	// Return only once every worker forwards for the port. If a worker is
 	// stuck the port stays attached (closing sockets a worker may still
 	// touch would be unsafe) and the caller hears of it.
@@ -66,6 +46,112 @@ func (d *Dataplane) AddPort(spec PortSpec) (_ *Port, err error) {
 		return p, qerr
 	}
 	return p, nil
+}
+
+// attach opens p's sockets on device ifi, one per worker, registers them
+// with prog, attaches prog and publishes the port. Caller holds d.mu. On
+// failure nothing stays attached and prog is closed.
+func (d *Dataplane) attach(p *Port, ifi *net.Interface, prog *xdp.Program) (err error) {
+	p.prog = prog
+	name := ifi.Name
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	for q := range d.cfg.Workers {
+		s, err := openRetry(name, q, d.cfg.XSK)
+		if err != nil {
+			return fmt.Errorf("port %s: %w (the device needs %d queues, one per worker)", name, err, d.cfg.Workers)
+		}
+		p.socks = append(p.socks, s)
+		if err := p.prog.Register(q, s.FD()); err != nil {
+			return fmt.Errorf("port %s: %w", name, err)
+		}
+	}
+	if p.link, err = p.prog.Attach(ifi.Index, d.cfg.XDPMode); err != nil {
+		return fmt.Errorf("port %s: %w", name, err)
+	}
+	return d.addPort(p)
+}
+
+// AddUplink attaches the node's uplink: one AF_XDP socket per worker on its
+// queues and the narrow uplink XDP program, which hands the fast path only
+// tunnel traffic for spec.Address and frames for spec.LocalPrefixes and
+// passes everything else to the kernel. Frames that reach a queue without
+// a socket go to the kernel too. The uplink needs at least as many queues
+// as there are workers; on queues beyond them ringnet's traffic reaches
+// the kernel instead (and is dropped there). Routes to peers (SetRoutes)
+// are kept and start using the uplink.
+func (d *Dataplane) AddUplink(spec UplinkSpec) (_ *Port, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.stop.Load():
+		return nil, errors.New("dataplane: closed")
+	case d.uplinkPort() != nil:
+		return nil, fmt.Errorf("uplink %s: dataplane already has uplink %s", spec.Ifname, d.uplinkPort().Spec.Ifname)
+	case !spec.Address.Is4():
+		return nil, fmt.Errorf("uplink %s: node address %v is not IPv4 (the underlay is IPv4)", spec.Ifname, spec.Address)
+	case spec.VtepMAC != nil && len(spec.VtepMAC) != 6:
+		return nil, fmt.Errorf("uplink %s: VTEP MAC %q is not a 6-byte MAC", spec.Ifname, spec.VtepMAC)
+	}
+	if spec.VXLANPort == 0 {
+		spec.VXLANPort = encap.FlannelPort
+	}
+	if spec.VNI == 0 {
+		spec.VNI = encap.FlannelVNI
+	}
+	for _, p := range d.ports.Load().ports {
+		if p != nil && p.Spec.Ifname == spec.Ifname {
+			return nil, fmt.Errorf("uplink %s: already attached as a pod port", spec.Ifname)
+		}
+	}
+	ifi, err := net.InterfaceByName(spec.Ifname)
+	if err != nil {
+		return nil, fmt.Errorf("uplink %s: %w", spec.Ifname, err)
+	}
+	if len(ifi.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("uplink %s: not an Ethernet device", spec.Ifname)
+	}
+	p := &Port{Spec: PortSpec{Ifname: spec.Ifname, MAC: ifi.HardwareAddr}, uplink: &spec, mtu: ifi.MTU}
+	prog, err := xdp.NewUplinkProgram(xdp.UplinkOptions{
+		Queues: d.cfg.Workers, MAC: [6]byte(ifi.HardwareAddr), NodeIPv4: spec.Address.As4(),
+		VXLANPort: spec.VXLANPort, IPIP: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("uplink %s: %w", spec.Ifname, err)
+	}
+	if err := prog.SetLocalPrefixes(spec.LocalPrefixes); err != nil {
+		prog.Close()
+		return nil, fmt.Errorf("uplink %s: %w", spec.Ifname, err)
+	}
+	if err := d.attach(p, ifi, prog); err != nil {
+		return nil, err
+	}
+	if err := d.publishUnderlay(d.routes); err != nil {
+		return p, err
+	}
+	if qerr := d.quiesce(d.ports.Load().gen); qerr != nil {
+		return p, qerr
+	}
+	return p, nil
+}
+
+// RemoveUplink detaches the uplink: peers become unreachable (their routes
+// are kept for the next uplink), then the port goes like a pod port.
+func (d *Dataplane) RemoveUplink() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.uplinkPort()
+	if p == nil {
+		return errors.New("dataplane: no uplink")
+	}
+	d.under.Store(nil)
+	if err := d.unpublish(p); err != nil {
+		return err
+	}
+	return p.close()
 }
 
 // openRetry opens a socket, waiting up to busyWait while the queue is still
@@ -92,7 +178,7 @@ func (d *Dataplane) RemovePort(ifname string) error {
 	defer d.mu.Unlock()
 	var p *Port
 	for _, q := range d.ports.Load().ports {
-		if q != nil && q.Spec.Ifname == ifname {
+		if q != nil && q.Spec.Ifname == ifname && q.uplink == nil {
 			p = q
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/ringnet/ringnet/fastpath/packet"
 	"github.com/ringnet/ringnet/fastpath/stats"
 	"github.com/ringnet/ringnet/tables/endpoint"
+	"github.com/ringnet/ringnet/tables/route"
 )
 
 // Gateway is the link-local router every pod points its default routes at.
@@ -25,6 +26,7 @@ const (
 	vForward                // copy to port out's socket of this worker
 	vReply                  // send back where it came from (its port, or the host), in place
 	vPunt                   // copy to the slow path's queue (L2 already rewritten for the TAP)
+	vTunnel                 // copy to the uplink for peer node forwarder.peer, encapsulating as its tunnel says
 )
 
 // forwarder is the per-packet logic of one worker: decode, answer the
@@ -40,10 +42,15 @@ type forwarder struct {
 	// Set by the worker once per batch.
 	host     *hostTable // nil: no slow path; punt-list frames are dropped, no ICMP errors
 	fromHost bool       // the frames come from the host (the slow path), not a pod port
+	under    *underlay  // nil: no uplink; nothing is sent to peer nodes
 	now      int64      // ns, the worker's monotonic clock, for the token buckets
 
 	buckets [NumPuntClasses]bucket // per punt class; written by this worker only
 	ipID    uint16                 // IPv4 identification of the ICMP errors we send
+
+	// Set by process for the worker.
+	peer uint16 // vTunnel: index of the peer node in under.peers
+	mtu  uint32 // PuntFragNeeded: the MTU the ICMP error announces
 }
 
 func newForwarder(gw Gateway) forwarder {
@@ -93,6 +100,11 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 		}
 		ep, ok := eps.Lookup4(dst)
 		if !ok {
+			if u := f.under; u != nil {
+				if nh, ok := u.routes.Lookup4(dst); ok && nh.Kind == route.RemoteNode {
+					return f.toPeer(frame, nh.Node)
+				}
+			}
 			if dst == f.gw.IPv4 {
 				return vDrop, 0, 0, stats.ToGateway
 			}
@@ -129,6 +141,11 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 		}
 		ep, ok := eps.Lookup(p.Dst)
 		if !ok {
+			if u := f.under; u != nil {
+				if nh, ok := u.routes.Lookup(p.Dst); ok && nh.Kind == route.RemoteNode {
+					return f.toPeer(frame, nh.Node)
+				}
+			}
 			switch {
 			case p.Dst.As16() == f.gw.IPv6:
 				return vDrop, 0, 0, stats.ToGateway
@@ -197,7 +214,7 @@ func (f *forwarder) exception(frame []byte, c PuntClass) (verdict, uint16, uint3
 		src4, src6 = f.gw.IPv4, f.gw.IPv6
 	}
 	f.ipID++
-	n := buildICMPError(frame, p, e.icmp, 0, src4, src6, f.gw.MAC, f.ipID)
+	n := buildICMPError(frame, p, e.icmp, f.mtu, src4, src6, f.gw.MAC, f.ipID)
 	if n == 0 {
 		return vDrop, 0, 0, e.reason
 	}

@@ -39,6 +39,11 @@ const (
 	// has the address. Answered with ICMP destination unreachable (host /
 	// address unreachable).
 	PuntUnreachable
+	// PuntFragNeeded: too big for the tunnel to the peer node and not to be
+	// fragmented (IPv4 DF, or IPv6). Answered with ICMP fragmentation needed
+	// (IPv6: packet too big) carrying the tunnel's MTU, so path-MTU
+	// discovery works across nodes.
+	PuntFragNeeded
 
 	NumPuntClasses
 )
@@ -94,6 +99,7 @@ var puntList = [NumPuntClasses]puntEntry{
 	PuntUnknownEtherType: {"unknown_ethertype", actToHost, 0, stats.UnknownEtherType, stats.UnknownEtherTypeOverLimit, Limit{1000, 64}},
 	PuntTTLExpired:       {"ttl_expired", actICMPError, icmpTimeExceeded, stats.TTLExpired, stats.TTLExpiredOverLimit, Limit{1000, 50}},
 	PuntUnreachable:      {"unreachable", actICMPError, icmpUnreachable, stats.Unreachable, stats.UnreachableOverLimit, Limit{1000, 50}},
+	PuntFragNeeded:       {"frag_needed", actICMPError, icmpFragNeeded, stats.FragNeeded, stats.FragNeededOverLimit, Limit{1000, 50}},
 }
 
 // String is the class's name, the same as its reason's, e.g. "to_host".

@@ -4,9 +4,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ringnet/ringnet/encap"
+	"github.com/ringnet/ringnet/fastpath/packet"
 	"github.com/ringnet/ringnet/fastpath/stats"
 	"github.com/ringnet/ringnet/fastpath/xsk"
 	"github.com/ringnet/ringnet/tables/endpoint"
+	"github.com/ringnet/ringnet/tables/route"
 )
 
 // Worker forwards the frames of one queue index of every port: it owns
@@ -36,6 +39,7 @@ type Worker struct {
 	// worker, toHost produced by it. Set before Start, then fixed.
 	fromHost, toHost *FrameQueue
 	hostRx, hostTx   uint64 // frames taken from / queued to the host, not yet published
+	outerID          uint16 // IPv4 identification of the next outer header this worker writes
 
 	// Everything below is owned by the worker goroutine and rebuilt only
 	// when the port set changes.
@@ -89,6 +93,7 @@ func (w *Worker) step() int {
 		w.switchTo(ps)
 	}
 	eps := w.dp.endpoints.Load()
+	w.fwd.under = w.dp.under.Load()
 	if w.toHost != nil {
 		w.fwd.host = w.dp.host.Load()
 		w.fwd.now = int64(time.Since(w.dp.epoch))
@@ -107,6 +112,11 @@ func (w *Worker) step() int {
 		}
 		work += n
 		w.rxCount[p.ID] += uint64(n)
+		if p.uplink != nil {
+			w.stepUplink(s, n, eps)
+			s.Refill()
+			continue
+		}
 		for _, d := range w.rx[:n] {
 			frame := s.Frame(d)
 			v, out, length, reason := w.fwd.process(frame, eps)
@@ -125,6 +135,9 @@ func (w *Worker) step() int {
 				s.Free(d.Addr)
 			case vPunt:
 				w.punt(frame[:length], reason)
+				s.Free(d.Addr)
+			case vTunnel:
+				w.sendToPeer(frame[:length], reason)
 				s.Free(d.Addr)
 			}
 		}
@@ -164,12 +177,79 @@ func (w *Worker) stepHost(eps *endpoint.Table) int {
 			w.copyTo(out, frame[:length], reason)
 		case vReply, vPunt:
 			w.punt(frame[:length], reason)
+		case vTunnel:
+			w.sendToPeer(frame[:length], reason)
 		}
 	}
 	q.Release(n)
 	w.hostRx += uint64(n)
 	w.fwd.fromHost = false
 	return n
+}
+
+// stepUplink forwards the n frames just received on the uplink's socket s:
+// from peer nodes to local pods. Nothing is answered or punted from here.
+func (w *Worker) stepUplink(s *xsk.Socket, n int, eps *endpoint.Table) {
+	for _, d := range w.rx[:n] {
+		frame := s.Frame(d)
+		v, out, start, end, reason := w.fwd.fromUplink(frame, eps)
+		if v == vForward {
+			w.copyTo(out, frame[start:end], reason)
+		} else {
+			w.Counters.Inc(reason)
+		}
+		s.Free(d.Addr)
+	}
+}
+
+// sendToPeer copies frame, routed to peer node w.fwd.peer, into a chunk of
+// the uplink's socket, encapsulating it in place as the peer's tunnel
+// says, and queues it.
+func (w *Worker) sendToPeer(frame []byte, reason stats.Reason) {
+	u := w.fwd.under
+	ph := &u.peers[w.fwd.peer]
+	id := u.uplink
+	if int(id) >= len(w.set.ports) || w.set.ports[id] == nil || w.set.ports[id].uplink == nil {
+		w.Counters.Inc(stats.NoPort) // the uplink is being replaced
+		return
+	}
+	ds := w.set.ports[id].socks[w.id]
+	addr, ok := ds.Alloc()
+	if !ok {
+		ds.Complete()
+		if addr, ok = ds.Alloc(); !ok {
+			w.Counters.Inc(stats.TxNoFrame)
+			return
+		}
+	}
+	buf := ds.Buffer(addr)
+	off := tunnelOverhead(ph.tunnel)
+	n := copy(buf[off:], frame)
+	w.outerID++
+	switch ph.tunnel {
+	case route.Direct:
+		eth := packet.Ethernet(buf)
+		eth.SetDst(ph.mac)
+		eth.SetSrc(u.uplinkMAC)
+		ok = n == len(frame)
+	case route.VXLAN:
+		eth := packet.Ethernet(buf[off:])
+		eth.SetDst(ph.vtepMAC)
+		eth.SetSrc(u.vtepMAC)
+		_, ok = u.vx.Encap(buf, off, n, &ph.outer, w.outerID)
+		ok = ok && n == len(frame)
+	case route.IPIP:
+		_, ok = encap.EncapIPIP(buf, off, n, &ph.outer, w.outerID)
+		ok = ok && n == len(frame)
+	}
+	if !ok {
+		// Only a frame too big for a chunk gets here; toPeer has checked
+		// the tunnel's MTU, so that is a frame beyond the uplink's MTU.
+		ds.Free(addr)
+		w.Counters.Inc(stats.TunnelTooBig)
+		return
+	}
+	w.queue(id, xsk.Desc{Addr: addr, Len: uint32(n + off)}, reason)
 }
 
 // punt copies frame into the queue to the host, counting reason if it fits

@@ -70,6 +70,32 @@ const (
 	HostTx          // written to the TAP (not a drop)
 	HostTxError     // the TAP refused the frame (write error)
 
+	// Cross-node: frames to and from other nodes through the uplink.
+	ToPeer              // sent to another node through the uplink, encapsulated or routed (not a drop)
+	FromPeer            // received from another node and delivered to a pod (not a drop)
+	PeerUnresolved      // the next hop to the peer node has no MAC yet (the agent is resolving it)
+	FragNeeded          // too big for the tunnel with DF set (IPv6: always): ICMP fragmentation needed / packet too big sent
+	FragNeededOverLimit // frag_needed over its token bucket: no ICMP error sent
+	TunnelTooBig        // too big for the tunnel, DF clear: dropped (pod MTUs are sized so this does not happen)
+	UplinkUnexpected    // redirected from the uplink but neither tunnel traffic for this node nor for a local pod
+	UnknownVTEP         // tunnel traffic from an address that is no peer node
+	PeerNoPod           // from a peer node, for an address of this node that no pod has
+
+	// Decapsulation failures, one per encap.Error (package pipeline maps them).
+	DecapTruncated
+	DecapNotIPv4
+	DecapBadIPHeader
+	DecapIPOptions
+	DecapFragment
+	DecapBadChecksum
+	DecapNotLocal
+	DecapWrongProtocol
+	DecapWrongPort
+	DecapBadVXLANHeader
+	DecapWrongVNI
+	DecapInnerTruncated
+	DecapInnerVersion
+
 	// malformedBase + m - 1 counts frames Decode rejected with
 	// packet.Malformed m (m > 0).
 	malformedBase
@@ -89,6 +115,11 @@ var names = func() [NumReasons]string {
 		"to_host_over_limit", "no_route_over_limit", "ip_options_over_limit", "fragment_over_limit",
 		"unknown_ethertype_over_limit", "ttl_expired_over_limit", "unreachable_over_limit", "punt_queue_full",
 		"host_rx", "host_rx_queue_full", "host_tx", "host_tx_error",
+		"to_peer", "from_peer", "peer_unresolved", "frag_needed", "frag_needed_over_limit", "tunnel_too_big",
+		"uplink_unexpected", "unknown_vtep", "peer_no_pod",
+		"decap_truncated", "decap_not_ipv4", "decap_bad_ip_header", "decap_ip_options", "decap_fragment",
+		"decap_bad_checksum", "decap_not_local", "decap_wrong_protocol", "decap_wrong_port",
+		"decap_bad_vxlan_header", "decap_wrong_vni", "decap_inner_truncated", "decap_inner_version",
 	})
 	for m := packet.Malformed(1); m < packet.NumMalformed; m++ {
 		n[Malformed(m)] = "malformed_" + m.String()
@@ -110,10 +141,11 @@ func (r Reason) String() string {
 // IsDrop reports whether frames with this reason were not delivered by the
 // fast path itself: dropped, or, for the punt list's causes, handed to the
 // slow path (see the package documentation). Forwarded, answered (ARPReply,
-// NDReply) and the slow path's stage counts HostRx and HostTx are not drops.
+// NDReply), sent to or received from a peer node (ToPeer, FromPeer) and the
+// slow path's stage counts HostRx and HostTx are not drops.
 func (r Reason) IsDrop() bool {
 	switch r {
-	case Forwarded, ARPReply, NDReply, HostRx, HostTx:
+	case Forwarded, ARPReply, NDReply, HostRx, HostTx, ToPeer, FromPeer:
 		return false
 	}
 	return true

@@ -1,13 +1,22 @@
-// Package xdp is the XDP program that feeds ringnet's fast path: it
-// redirects every frame arriving on a port (a pod's host-side veth) into the
-// AF_XDP socket that serves the frame's RX queue. It redirects everything,
-// so it is not the program for the node's uplink, which must pass the
-// node's own traffic.
+// Package xdp holds the two XDP programs that feed ringnet's fast path, and
+// attaches them:
 //
-// # The program
+//   - The port program ([NewProgram]) sits on a pod's host-side veth. Every
+//     frame that arrives there is the pod's, so it redirects every frame
+//     into the AF_XDP socket that serves the frame's RX queue.
+//   - The uplink program ([NewUplinkProgram]) sits on the node's uplink,
+//     which the node's own networking shares. It redirects only ringnet's
+//     traffic (tunnels to the node, frames for the node's pod prefixes) and
+//     passes everything else to the kernel, so SSH, kubelet, BGP, ARP and
+//     ND for the node's addresses work as if ringnet were not there.
 //
-// The program is written in Go with cilium/ebpf's asm package; there is no C
-// and no generated object. In pseudo-C:
+// Both are a [Program]: Register, Unregister, Run, Attach and Close work the
+// same on either. Both are written in Go with cilium/ebpf's asm package;
+// there is no C and no generated object.
+//
+// # The port program
+//
+// In pseudo-C:
 //
 //	r2 = ctx->rx_queue_index
 //	return bpf_redirect_map(&xsks, r2, fallback)
@@ -26,15 +35,69 @@
 // the program is loaded. Pass (the default) hands the frame to the kernel,
 // Drop drops it, and Aborted drops it with a tracepoint for debugging. The
 // fallback is part of the program, so changing it means loading a new one.
+// The uplink program's fallback is always Pass.
 //
-// # One program and one map per port
+// # One program and one map per device
 //
-// Every port gets its own [Program] and so its own map. Keys are queue
-// numbers, which repeat on every device, and a socket in another port's map
-// would receive nothing (the kernel drops frames redirected to a socket
-// bound to a different device or queue). Separate maps also mean a port is
-// set up and torn down without touching any other port. Both are small: six
-// BPF instructions, and a map with one slot per queue.
+// Every port, and the uplink, gets its own [Program] and so its own maps.
+// Keys are queue numbers, which repeat on every device, and a socket in
+// another device's map would receive nothing (the kernel drops frames
+// redirected to a socket bound to a different device or queue). Separate
+// maps also mean a port is set up and torn down without touching any other
+// port. The port program is six BPF instructions, with a map of one slot
+// per queue.
+//
+// # The uplink program
+//
+// The uplink program reads the Ethernet header and the fixed IPv4 or IPv6
+// header, and redirects a frame when its destination MAC is the uplink's
+// ([UplinkOptions].MAC; zero accepts any) and one of these holds:
+//
+//   - a tunnel to the node: EtherType IPv4, destination NodeIPv4, and
+//     either UDP to VXLANPort (non-zero) in a header of exactly 20 bytes
+//     (version 4, IHL 5), or, with IPIP set, IP protocol 4 (IPIP) or 41
+//     (IPv6 in IPv4);
+//   - direct routing to a pod: EtherType IPv4 with a destination in an IPv4
+//     local prefix, or EtherType IPv6 with a destination in an IPv6 one,
+//     whatever the protocol.
+//
+// Everything else passes: other EtherTypes (ARP, VLAN-tagged frames, LLDP),
+// multicast and broadcast, the node's own unicast traffic, frames too short
+// to hold the headers a rule reads, and frames whose queue has no socket.
+// In pseudo-C (the MAC and tunnel blocks are emitted only when configured):
+//
+//	if eth + 14 > end || (MAC && eth.dst != MAC)      return PASS
+//	if eth.type == IPv4 {
+//		if ip + 20 > end                              return PASS
+//		if ip.dst == NodeIPv4 &&
+//		   (IPIP && ip.proto in {4, 41} ||
+//		    VXLANPort && ip.proto == 17 && ip.vihl == 0x45 &&
+//		    udp + 8 <= end && udp.dport == VXLANPort) goto redirect
+//		if lookup(local4, ip.dst)                     goto redirect
+//	} else if eth.type == IPv6 {
+//		if ip6 + 40 > end                             return PASS
+//		if lookup(local6, ip6.dst)                    goto redirect
+//	}
+//	return PASS
+//	redirect: return bpf_redirect_map(&xsks, ctx->rx_queue_index, PASS)
+//
+// That is at most 60 BPF instructions. The program checks only what it
+// reads: a frame cut short after the headers a rule needs is redirected,
+// and user space validates the rest (lengths, checksums) as for any frame. IPv4 fragments are not singled out: the first
+// fragment of a VXLAN packet is redirected, while later ones carry no UDP
+// header and pass (unless the bytes where the port would be happen to
+// match), so the underlay must not fragment VXLAN; IPIP fragments and
+// fragments for a local prefix are all redirected.
+//
+// The local prefixes live in two BPF_MAP_TYPE_LPM_TRIE maps, one per family
+// (key: prefix length and address), set with [Program.SetLocalPrefixes] and
+// read back with [Program.LocalPrefixes]: typically the node's pod CIDRs,
+// which peers on the same subnet route straight to the node's uplink. An
+// update adds the new prefixes before it deletes the old ones, so a frame
+// that both the old and the new set cover is redirected throughout (the
+// kernel has no atomic swap of a whole trie short of map-in-map, which would
+// cost a lookup per frame). Each family holds at most [MaxLocalPrefixes]; the
+// maps have room for twice that, for the moment both sets are in.
 //
 // # Attachment
 //
@@ -72,10 +135,10 @@
 //
 // # Ownership and lifetime
 //
-// A Program owns one fd for the program and one for the map; an Attachment
-// owns one link fd. The kernel counts references: the link holds the
-// program, the program holds the map, and the map holds the registered
-// sockets. So:
+// A Program owns one fd for the program and one per map (one map for a
+// port, three for the uplink); an Attachment owns one link fd. The kernel
+// counts references: the link holds the program, the program holds its
+// maps, and the XSKMAP holds the registered sockets. So:
 //
 //   - Closing a Program while it is attached does not detach it; the port
 //     keeps forwarding to the registered sockets, but they can no longer be
@@ -85,8 +148,9 @@
 //   - Deleting the device (the pod's veth going away) detaches the program;
 //     the Attachment's Close then only releases the fd.
 //
-// The usual order is NewProgram, bind sockets, Register each, Attach; and
-// on the way down Attachment.Close, close the sockets, Program.Close.
+// The usual order is NewProgram (or NewUplinkProgram and
+// SetLocalPrefixes), bind sockets, Register each, Attach; and on the way
+// down Attachment.Close, close the sockets, Program.Close.
 //
 // # Namespaces and concurrency
 //
@@ -94,8 +158,9 @@
 // resolves in the calling thread's network namespace: call them from the
 // namespace that holds the device (with runtime.LockOSThread around setns,
 // if the process is not already there). Loading a program and updating its
-// map do not depend on the namespace. Register, Unregister, Run and Attach
-// are safe for concurrent use; Close is not, with anything. None of this is
-// on the per-packet path: the per-packet work is the kernel running the
-// program, and nothing here allocates per frame.
+// maps do not depend on the namespace. Register, Unregister,
+// SetLocalPrefixes, LocalPrefixes, Run and Attach are safe for concurrent
+// use (SetLocalPrefixes calls take turns); Close is not, with anything.
+// None of this is on the per-packet path: the per-packet work is the kernel
+// running the program, and nothing here allocates per frame.
 package xdp

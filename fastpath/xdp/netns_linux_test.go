@@ -25,7 +25,7 @@ type testNS struct {
 	NL *netlink.Handle
 }
 
-func newTestNS(t *testing.T) *testNS {
+func newTestNS(t testing.TB) *testNS {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("this test creates network namespaces and must run as root")
@@ -108,7 +108,7 @@ type vethOptions struct {
 // addVeth creates a veth pair with its first end in ns, sets both ends up,
 // and returns them as seen from their namespaces. The pair goes away with
 // the namespaces.
-func (ns *testNS) addVeth(t *testing.T, o vethOptions) (end, peer netlink.Link) {
+func (ns *testNS) addVeth(t testing.TB, o vethOptions) (end, peer netlink.Link) {
 	t.Helper()
 	if o.Queues == 0 {
 		o.Queues = 1
@@ -135,7 +135,7 @@ func (ns *testNS) addVeth(t *testing.T, o vethOptions) (end, peer netlink.Link) 
 	return end, peer
 }
 
-func setUp(t *testing.T, ns *testNS, name, addr string) netlink.Link {
+func setUp(t testing.TB, ns *testNS, name, addr string) netlink.Link {
 	t.Helper()
 	l, err := ns.NL.LinkByName(name)
 	if err != nil {
@@ -160,7 +160,7 @@ func setUp(t *testing.T, ns *testNS, name, addr string) netlink.Link {
 // anything by itself (router solicitations, MLD reports, DAD probes) and
 // packet counters only move for the traffic a test makes. It is a no-op on a
 // kernel without IPv6.
-func (ns *testNS) disableIPv6(t *testing.T) {
+func (ns *testNS) disableIPv6(t testing.TB) {
 	t.Helper()
 	err := ns.Do(func() error {
 		// /proc/sys/net belongs to the namespace of the thread that

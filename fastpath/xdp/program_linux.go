@@ -134,14 +134,18 @@ func newSpec(opts ProgramOptions) (*ebpf.CollectionSpec, error) {
 }
 
 // Program is a loaded, not yet attached, redirect program with its own
-// XSKMAP. One Program serves one port (one device); [Program.Attach] hooks it
-// to the device. Register, Unregister, Run and Attach may be called from any
-// goroutine; Close must not race with them.
+// XSKMAP: a port's (NewProgram) or an uplink's (NewUplinkProgram). One
+// Program serves one device; [Program.Attach] hooks it to the device.
+// Register, Unregister, SetLocalPrefixes, LocalPrefixes, Run and Attach may
+// be called from any goroutine; Close must not race with them.
 type Program struct {
 	prog     *ebpf.Program
 	xsks     *ebpf.Map
 	queues   int
 	fallback Action
+	// local holds an uplink program's prefix maps; nil for a port's.
+	// Set once by NewUplinkProgram.
+	local *localPrefixes
 }
 
 // NewProgram loads the redirect program and a fresh XSKMAP of opts.Queues
@@ -273,6 +277,11 @@ func (p *Program) Close() error {
 	err := p.prog.Close()
 	if err2 := p.xsks.Close(); err == nil {
 		err = err2
+	}
+	if p.local != nil {
+		if err2 := p.local.close(); err == nil {
+			err = err2
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("close xdp program: %w", err)

@@ -18,8 +18,9 @@ var rules = map[string][]string{
 	// Layer 1: tables, OS edge.
 	"fastpath/xsk": {"golang.org/x/sys/unix"},
 	"fastpath/xdp": {"golang.org/x/sys/unix", "github.com/cilium/ebpf", "github.com/vishvananda/netlink"},
+	"encap":        {mod + "fastpath/packet"},
 	// Layer 2: pipelines.
-	"fastpath/pipeline": {mod + "fastpath/", mod + "tables/", "golang.org/x/sys/unix"},
+	"fastpath/pipeline": {mod + "fastpath/", mod + "tables/", mod + "encap", "golang.org/x/sys/unix"},
 	// The slow path: layer 1 TAP edge and layer 2 punt handling.
 	"slowpath/tap": {"github.com/songgao/water", "golang.org/x/sys/unix"},
 	"slowpath":     {mod + "fastpath/", mod + "slowpath/tap", "github.com/vishvananda/netlink", "github.com/vishvananda/netns", "golang.org/x/sys/unix"},

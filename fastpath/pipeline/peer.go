@@ -1,0 +1,304 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/ringnet/ringnet/encap"
+	"github.com/ringnet/ringnet/fastpath/packet"
+	"github.com/ringnet/ringnet/fastpath/stats"
+	"github.com/ringnet/ringnet/tables/endpoint"
+	"github.com/ringnet/ringnet/tables/route"
+)
+
+// UplinkSpec describes the node's uplink to the dataplane: the device other
+// nodes are reached through, and this node's tunnel endpoint on it.
+type UplinkSpec struct {
+	Ifname string
+	// Address is the node's underlay IPv4 address: the outer source of what
+	// it encapsulates, and the outer destination of the tunnel traffic the
+	// uplink's XDP program hands to the fast path.
+	Address netip.Addr
+	// VXLANPort and VNI are this cluster's VXLAN settings (defaults 8472 and
+	// 1, Flannel's).
+	VXLANPort uint16
+	VNI       uint32
+	// VtepMAC is this node's VXLAN MAC: the inner source MAC of the frames
+	// it encapsulates, which Flannel nodes know it by (default: the
+	// uplink's MAC).
+	VtepMAC net.HardwareAddr
+	// LocalPrefixes are this node's pod CIDRs. Frames for them arriving
+	// unencapsulated from peers on the same subnet (direct routing) are the
+	// fast path's; the rest of the uplink's traffic stays the kernel's.
+	LocalPrefixes []netip.Prefix
+}
+
+// Peer is another node, as the fast path reaches it.
+type Peer struct {
+	Name    string       // for logs and status
+	Address netip.Addr   // the peer's underlay IPv4 address (its tunnel endpoint)
+	Tunnel  route.Tunnel // how its pods are reached from this node
+	// VtepMAC is the inner destination MAC of VXLAN frames for the peer
+	// (a Flannel node drops frames not addressed to its flannel.1 device).
+	VtepMAC [6]byte
+	// MAC is the underlay next hop's MAC (the peer's, or the gateway's when
+	// it is on another subnet); zero while unresolved, and frames for the
+	// peer are dropped as peer_unresolved until it is known.
+	MAC [6]byte
+}
+
+// Routes is the rest of the cluster as the fast path sees it: which
+// destinations belong to which peer node (RemoteNode next hops whose Node
+// indexes Peers), and how each peer is reached. Other kinds of route are
+// ignored for now: what is neither a local pod nor a peer's goes to the
+// slow path as before.
+type Routes struct {
+	Table *route.Table
+	Peers []Peer
+}
+
+// underlay is the compiled, immutable form of Routes plus the uplink it
+// uses, read by workers once per step. Published with the uplink in the
+// port set before it (see SetRoutes).
+type underlay struct {
+	routes    *route.Table
+	peers     []peerHop
+	vteps     map[[4]byte]struct{} // peers' addresses: the only accepted tunnel sources
+	uplink    uint16               // port ID of the uplink
+	local     [4]byte              // this node's underlay address
+	uplinkMAC [6]byte
+	vtepMAC   [6]byte // inner source MAC of VXLAN frames
+	vx        encap.VXLAN
+}
+
+// peerHop is one peer, ready for the per-packet path.
+type peerHop struct {
+	tunnel   route.Tunnel
+	resolved bool
+	mac      [6]byte // underlay next hop
+	vtepMAC  [6]byte
+	outer    encap.Outer
+	mtu      int // the largest inner IP packet the tunnel carries
+}
+
+// tunnelOverhead is what each tunnel adds to a pod's IP packet on the
+// underlay.
+func tunnelOverhead(t route.Tunnel) int {
+	switch t {
+	case route.VXLAN:
+		return encap.VXLANOverhead
+	case route.IPIP:
+		return encap.IPIPOverhead
+	}
+	return 0
+}
+
+// TunnelMTU is the largest IP packet a pod can send through a tunnel of
+// kind t over an uplink of MTU uplinkMTU: what pods' MTUs are sized to.
+func TunnelMTU(uplinkMTU int, t route.Tunnel) int { return uplinkMTU - tunnelOverhead(t) }
+
+// SetRoutes publishes the cluster's routes. Routes to peers need the
+// uplink (AddUplink first); with no RemoteNode route it may be absent.
+func (d *Dataplane) SetRoutes(r Routes) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.publishUnderlay(r)
+}
+
+// publishUnderlay compiles r for the current uplink and publishes it.
+// Caller holds d.mu.
+func (d *Dataplane) publishUnderlay(r Routes) error {
+	if r.Table == nil {
+		r.Table, _ = route.New(0, nil)
+	}
+	up := d.uplinkPort()
+	remote := false
+	for pfx, nh := range r.Table.All() {
+		if nh.Kind != route.RemoteNode {
+			continue
+		}
+		remote = true
+		if int(nh.Node) >= len(r.Peers) {
+			return fmt.Errorf("route %v: peer %d of %d", pfx, nh.Node, len(r.Peers))
+		}
+	}
+	if up == nil {
+		if remote {
+			return errors.New("dataplane: routes to peer nodes need the uplink: AddUplink first")
+		}
+		d.routes = r
+		d.under.Store(nil)
+		return nil
+	}
+	spec := up.uplink
+	u := &underlay{
+		routes: r.Table, uplink: up.ID, local: spec.Address.As4(), uplinkMAC: up.mac,
+		vteps: make(map[[4]byte]struct{}, len(r.Peers)),
+		vx:    encap.VXLAN{VNI: spec.VNI, Port: spec.VXLANPort},
+	}
+	u.vtepMAC = up.mac
+	if len(spec.VtepMAC) == 6 {
+		u.vtepMAC = [6]byte(spec.VtepMAC)
+	}
+	for i, p := range r.Peers {
+		if !p.Address.Is4() {
+			return fmt.Errorf("peer %d (%s): underlay address %v is not IPv4", i, p.Name, p.Address)
+		}
+		if p.Tunnel > route.IPIP {
+			return fmt.Errorf("peer %d (%s): unknown tunnel %v", i, p.Name, p.Tunnel)
+		}
+		h := peerHop{
+			tunnel: p.Tunnel, mac: p.MAC, vtepMAC: p.VtepMAC,
+			resolved: p.MAC != [6]byte{},
+			outer:    encap.NewOuter(up.mac, p.MAC, u.local, p.Address.As4()),
+			mtu:      TunnelMTU(up.mtu, p.Tunnel),
+		}
+		u.peers = append(u.peers, h)
+		u.vteps[p.Address.As4()] = struct{}{}
+	}
+	d.routes = r
+	d.under.Store(u)
+	return nil
+}
+
+// uplinkPort returns the attached uplink, if any. Caller holds d.mu.
+func (d *Dataplane) uplinkPort() *Port {
+	for _, p := range d.ports.Load().ports {
+		if p != nil && p.uplink != nil {
+			return p
+		}
+	}
+	return nil
+}
+
+// decapReason maps a decapsulation failure to the reason it is counted as.
+var decapReason = [encap.NumErrors]stats.Reason{
+	encap.Truncated:      stats.DecapTruncated,
+	encap.NotIPv4:        stats.DecapNotIPv4,
+	encap.BadIPHeader:    stats.DecapBadIPHeader,
+	encap.IPOptions:      stats.DecapIPOptions,
+	encap.Fragment:       stats.DecapFragment,
+	encap.BadChecksum:    stats.DecapBadChecksum,
+	encap.NotLocal:       stats.DecapNotLocal,
+	encap.WrongProtocol:  stats.DecapWrongProtocol,
+	encap.WrongPort:      stats.DecapWrongPort,
+	encap.BadVXLANHeader: stats.DecapBadVXLANHeader,
+	encap.WrongVNI:       stats.DecapWrongVNI,
+	encap.InnerTruncated: stats.DecapInnerTruncated,
+	encap.InnerVersion:   stats.DecapInnerVersion,
+}
+
+// toPeer decides the fate of a packet whose destination route names peer
+// node idx: dropped while the peer is unresolved, answered with ICMP
+// fragmentation needed (IPv6: packet too big) when it is too big for the
+// tunnel, else its TTL is decremented (frames from pods) and the worker
+// sends it to the peer (vTunnel, with f.peer set).
+func (f *forwarder) toPeer(frame []byte, idx uint16) (verdict, uint16, uint32, stats.Reason) {
+	u, p := f.under, &f.p
+	if int(idx) >= len(u.peers) {
+		return vDrop, 0, 0, stats.NoRoute
+	}
+	ph := &u.peers[idx]
+	if !ph.resolved {
+		return vDrop, 0, 0, stats.PeerUnresolved
+	}
+	ip := frame[p.L3Off:]
+	if len(ip) > ph.mtu {
+		if p.EtherType == packet.EtherTypeIPv4 && packet.IPv4(ip).Flags()&packet.IPv4FlagDontFragment == 0 {
+			return vDrop, 0, 0, stats.TunnelTooBig
+		}
+		f.mtu = uint32(ph.mtu)
+		return f.exception(frame, PuntFragNeeded)
+	}
+	if !f.fromHost {
+		if p.TTL <= 1 {
+			return f.exception(frame, PuntTTLExpired)
+		}
+		decrementTTL(frame, p)
+	}
+	f.peer = idx
+	return vTunnel, 0, uint32(len(frame)), stats.ToPeer
+}
+
+func decrementTTL(frame []byte, p *packet.Parsed) {
+	if p.EtherType == packet.EtherTypeIPv4 {
+		packet.IPv4(frame[p.L3Off:]).DecrementTTL()
+		return
+	}
+	packet.IPv6(frame[p.L3Off:]).SetHopLimit(p.TTL - 1)
+}
+
+// fromUplink takes a frame the uplink's XDP program redirected: tunnel
+// traffic for this node, decapsulated after its outer headers and source
+// are checked, or a frame routed directly to a local pod by a peer on the
+// same subnet. It returns the verdict, the destination port, and where in
+// frame the (inner) frame to deliver starts and ends.
+func (f *forwarder) fromUplink(frame []byte, eps *endpoint.Table) (v verdict, out uint16, start, end uint32, r stats.Reason) {
+	u := f.under
+	if u == nil {
+		return vDrop, 0, 0, 0, stats.UplinkUnexpected
+	}
+	start, end = 0, uint32(len(frame))
+	if len(frame) >= packet.EthernetLen+packet.IPv4MinLen && packet.Ethernet(frame).EtherType() == packet.EtherTypeIPv4 &&
+		packet.IPv4(frame[packet.EthernetLen:]).Dst() == u.local {
+		var inner, e int
+		var src [4]byte
+		var err encap.Error
+		switch packet.IPv4(frame[packet.EthernetLen:]).Protocol() {
+		case packet.ProtoUDP:
+			inner, e, src, err = u.vx.Decap(frame, u.local)
+		case packet.ProtoIPIP, packet.ProtoIPv6InIPv4:
+			inner, e, src, err = encap.DecapIPIP(frame, u.local)
+		default:
+			return vDrop, 0, 0, 0, stats.UplinkUnexpected
+		}
+		if err != encap.OK {
+			return vDrop, 0, 0, 0, decapReason[err]
+		}
+		if _, ok := u.vteps[src]; !ok {
+			return vDrop, 0, 0, 0, stats.UnknownVTEP
+		}
+		start, end = uint32(inner), uint32(e)
+	}
+	v, out, r = f.fromPeer(frame[start:end], eps)
+	return v, out, start, end, r
+}
+
+// fromPeer delivers a frame from another node (decapsulated, or routed
+// directly) to the local pod it is addressed to. Peers are trusted like
+// the host: fragments and IP options are delivered as they are; but they
+// are routed here, so the TTL is decremented. Nothing from a peer is
+// punted or answered: what is not for a local pod is dropped.
+func (f *forwarder) fromPeer(frame []byte, eps *endpoint.Table) (verdict, uint16, stats.Reason) {
+	p := &f.p
+	if m := packet.Decode(frame, p); m != packet.OK {
+		return vDrop, 0, stats.Malformed(m)
+	}
+	var ep endpoint.Endpoint
+	var ok bool
+	switch {
+	case p.HasVLAN:
+		return vDrop, 0, stats.VLANTagged
+	case p.EtherType == packet.EtherTypeARP:
+		return vDrop, 0, stats.ARPIgnored
+	case p.EtherType != packet.EtherTypeIPv4 && p.EtherType != packet.EtherTypeIPv6:
+		return vDrop, 0, stats.UnknownEtherType
+	case p.Dst.IsMulticast() || (p.EtherType == packet.EtherTypeIPv4 && p.Dst.As4() == f.bcast):
+		return vDrop, 0, stats.Multicast
+	case p.EtherType == packet.EtherTypeIPv4:
+		ep, ok = eps.Lookup4(p.Dst.As4())
+	default:
+		ep, ok = eps.Lookup(p.Dst)
+	}
+	if !ok {
+		return vDrop, 0, stats.PeerNoPod
+	}
+	if p.TTL <= 1 {
+		return vDrop, 0, stats.TTLExpired
+	}
+	decrementTTL(frame, p)
+	f.rewriteL2(frame, ep.MAC)
+	return vForward, ep.Port, stats.FromPeer
+}

@@ -1,0 +1,297 @@
+// Package ringnode runs ringnet nodes on an internal/topo topology, the way
+// a cluster runs them: ringnetd in the node's namespace with a cluster
+// file, and pods created by the CNI plugin through libcni, the library
+// containerd and CRI-O call plugins with. Tests, benchmarks and the demo
+// share it.
+//
+// A [Daemon] owns its ringnetd process, its state directory and the pods
+// it created; [Daemon.Stop] deletes the pods (CNI DEL), stops ringnetd
+// with SIGTERM and removes the pods' namespaces. The topology's Close
+// removes the rest.
+package ringnode
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/ringnet/ringnet/agent/api"
+	"github.com/ringnet/ringnet/internal/topo"
+)
+
+// Binaries are ringnet's programs, built once for a run.
+type Binaries struct {
+	Ringnetd string // the daemon
+	CNIDir   string // holds the CNI plugin, named "ringnet"
+}
+
+// Build builds ringnetd and the CNI plugin into dir.
+func Build(dir string) (Binaries, error) {
+	b := Binaries{Ringnetd: filepath.Join(dir, "ringnetd"), CNIDir: filepath.Join(dir, "cni")}
+	for _, x := range [][2]string{{b.Ringnetd, "cmd/ringnetd"}, {filepath.Join(b.CNIDir, "ringnet"), "cmd/ringnet-cni"}} {
+		out, err := exec.Command("go", "build", "-o", x[0], "github.com/ringnet/ringnet/"+x[1]).CombinedOutput()
+		if err != nil {
+			return b, fmt.Errorf("build %s: %w\n%s", x[1], err, out)
+		}
+	}
+	return b, nil
+}
+
+// Options configure a Daemon.
+type Options struct {
+	Cluster string   // path of the cluster file
+	Args    []string // more ringnetd flags, e.g. --workers 2
+}
+
+// Daemon is ringnetd running on a topology node.
+type Daemon struct {
+	Node   *topo.Node
+	Socket string
+	State  string
+
+	bins Binaries
+	cmd  *exec.Cmd
+	done chan error
+	out  *logBuffer
+
+	mu   sync.Mutex
+	pods []*Pod
+	cni  *libcni.CNIConfig
+	list *libcni.NetworkConfigList
+}
+
+// Pod is a pod namespace whose eth0 the CNI plugin made.
+type Pod struct {
+	Name       string
+	NS         string // namespace name
+	Path       string // /run/netns/NS
+	IPv4, IPv6 netip.Addr
+	rt         *libcni.RuntimeConf
+}
+
+// Start runs ringnetd on node n with the cluster file, as node n.Name of
+// it, and returns once it serves the CNI plugin.
+func Start(ctx context.Context, bins Binaries, n *topo.Node, o Options) (*Daemon, error) {
+	dir, err := os.MkdirTemp("", "ringnode-"+n.Name+"-")
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{Node: n, Socket: filepath.Join(dir, "ringnetd.sock"), State: filepath.Join(dir, "state"),
+		bins: bins, done: make(chan error, 1), out: &logBuffer{}}
+	args := append([]string{"--cluster", o.Cluster, "--node", n.Name, "--socket", d.Socket, "--state-dir", d.State}, o.Args...)
+	d.cmd = topo.Command(context.Background(), n.NS, bins.Ringnetd, args...)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start ringnetd on %s: %w", n.Name, err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	conf := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "ringnet", "plugins": [{"type": "ringnet", "socket": %q}]}`, d.Socket)
+	if d.list, err = libcni.ConfListFromBytes([]byte(conf)); err != nil {
+		d.kill()
+		return nil, err
+	}
+	d.cni = libcni.NewCNIConfigWithCacheDir([]string{bins.CNIDir}, filepath.Join(dir, "cni-cache"), nil)
+	cl := api.NewClient(d.Socket)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if _, err := cl.Status(ctx); err == nil {
+			return d, nil
+		}
+		select {
+		case err := <-d.done:
+			d.done <- err
+			return nil, fmt.Errorf("ringnetd on %s exited: %v\n%s", n.Name, err, d.Log())
+		case <-ctx.Done():
+			d.kill()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			d.kill()
+			return nil, fmt.Errorf("ringnetd on %s not serving after 20s:\n%s", n.Name, d.Log())
+		}
+	}
+}
+
+// Log returns what ringnetd has written so far.
+func (d *Daemon) Log() string { return d.out.String() }
+
+// WaitLog waits until ringnetd's log contains s.
+func (d *Daemon) WaitLog(ctx context.Context, s string) error {
+	for !strings.Contains(d.Log(), s) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ringnetd on %s: no %q in its log: %w\n%s", d.Node.Name, s, ctx.Err(), d.Log())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// AddPod creates a pod namespace and adds it to the network through the
+// CNI plugin, as kubelet's runtime would.
+func (d *Daemon) AddPod(ctx context.Context, name string) (*Pod, error) {
+	nsName := d.Node.NS + "-" + name
+	if out, err := exec.Command("ip", "netns", "add", nsName).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("pod %s: ip netns add: %w: %s", name, err, out)
+	}
+	p := &Pod{Name: name, NS: nsName, Path: "/run/netns/" + nsName}
+	p.rt = &libcni.RuntimeConf{ContainerID: d.Node.Name + "-" + name, NetNS: p.Path, IfName: "eth0",
+		Args: [][2]string{{"K8S_POD_NAMESPACE", "default"}, {"K8S_POD_NAME", name}}}
+	var res *current.Result
+	err := d.Node.Do(func() error {
+		r, err := d.cni.AddNetworkList(ctx, d.list, p.rt)
+		if err != nil {
+			return err
+		}
+		res, err = current.NewResultFromResult(r)
+		return err
+	})
+	if err != nil {
+		exec.Command("ip", "netns", "del", nsName).Run()
+		return nil, fmt.Errorf("pod %s: CNI ADD: %w", name, err)
+	}
+	for _, ip := range res.IPs {
+		a, _ := netip.AddrFromSlice(ip.Address.IP)
+		if a = a.Unmap(); a.Is4() {
+			p.IPv4 = a
+		} else {
+			p.IPv6 = a
+		}
+	}
+	d.mu.Lock()
+	d.pods = append(d.pods, p)
+	d.mu.Unlock()
+	return p, nil
+}
+
+// Command runs name inside the pod's namespace.
+func (p *Pod) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return topo.Command(ctx, p.NS, name, args...)
+}
+
+// Output runs a command in the pod and returns its combined output.
+func (p *Pod) Output(ctx context.Context, name string, args ...string) (string, error) {
+	return topo.Output(ctx, p.NS, name, args...)
+}
+
+// Do runs fn inside the pod's namespace.
+func (p *Pod) Do(fn func() error) error { return topo.Do(p.NS, fn) }
+
+// Counters asks ringnetd for its counters (SIGUSR1) and returns the
+// per-reason totals it prints ("reason NAME N" lines).
+func (d *Daemon) Counters() (map[string]uint64, error) {
+	before := strings.Count(d.Log(), "counters\n")
+	if err := d.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return nil, err
+	}
+	for deadline := time.Now().Add(5 * time.Second); strings.Count(d.Log(), "counters\n") == before; {
+		if time.Now().After(deadline) {
+			return nil, errors.New("ringnetd printed no counters")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // the block is written at once; let it land
+	return parseReasons(d.Log()), nil
+}
+
+// parseReasons reads the reason lines of the last counter block in log.
+func parseReasons(log string) map[string]uint64 {
+	block := log[strings.LastIndex(log, "counters\n"):]
+	m := map[string]uint64{}
+	sc := bufio.NewScanner(strings.NewReader(block))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 3 && f[0] == "reason" {
+			if n, err := strconv.ParseUint(f[2], 10, 64); err == nil {
+				m[f[1]] = n
+			}
+		}
+	}
+	return m
+}
+
+// Stop deletes the pods through the plugin, stops ringnetd (SIGTERM) and
+// removes the pods' namespaces and the state directory. It tries
+// everything and returns the first error.
+func (d *Daemon) Stop() error {
+	var errs []error
+	d.mu.Lock()
+	pods := d.pods
+	d.pods = nil
+	d.mu.Unlock()
+	if d.running() {
+		for _, p := range pods {
+			errs = append(errs, d.Node.Do(func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				return d.cni.DelNetworkList(ctx, d.list, p.rt)
+			}))
+		}
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.done:
+		case <-time.After(10 * time.Second):
+			errs = append(errs, fmt.Errorf("ringnetd on %s ignored SIGTERM for 10s", d.Node.Name))
+			d.kill()
+		}
+	}
+	for _, p := range pods {
+		if out, err := exec.Command("ip", "netns", "del", p.NS).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("ip netns del %s: %w: %s", p.NS, err, out))
+		}
+	}
+	errs = append(errs, os.RemoveAll(filepath.Dir(d.Socket)))
+	return errors.Join(errs...)
+}
+
+// Kill stops ringnetd with SIGKILL, as a crash would, leaving its pods.
+func (d *Daemon) Kill() { d.kill() }
+
+func (d *Daemon) running() bool {
+	select {
+	case err := <-d.done:
+		d.done <- err
+		return false
+	default:
+		return true
+	}
+}
+
+func (d *Daemon) kill() {
+	if d.running() {
+		d.cmd.Process.Kill()
+		err := <-d.done
+		d.done <- err
+	}
+}
+
+// logBuffer collects a process's output while others read it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
