@@ -1,4 +1,25 @@
-// Package agent will be ringnetd's control plane: desired state from the
-// Kubernetes API or a static cluster file, IPAM, table compilation, metrics.
-// Not built yet: ringnetd reads a static pods file (cmd/ringnetd).
+// Package agent is the home of ringnetd's control plane: the packages
+// below it turn the desired state of the cluster and what the kernel
+// knows into the table snapshots the fast path reads. The agent is the
+// tables' one writer; it never runs per packet.
+//
+//	agent/cluster   the model of the cluster's nodes and how they reach each
+//	                other (tunnel mode, Flannel nodes); read today from a
+//	                static cluster file (the embedded default for the demo
+//	                and the tests), later filled by client-go informers.
+//	                Kubernetes types stop there.
+//	agent/underlay  the MACs of the peer nodes' underlay next hops, from the
+//	                kernel's neighbour table, kept current through netlink
+//	                subscriptions.
+//	agent/ipam      pod addresses from the node's pod CIDRs, persisted.
+//	agent/api       the CNI plugin's API to ringnetd (stdlib only).
+//	agent/daemon    ringnetd's side of that API: addresses and pod ports.
+//
+// Data flow on a node of a cluster (cmd/ringnetd wires it): the
+// cluster.Cluster gives every other node's pod CIDRs and, through
+// TunnelBetween, the tunnel to it; those become tables/route entries. The
+// peers' underlay addresses go to underlay.Neighbors, whose maps of
+// next-hop MACs complete the dataplane's view of each peer. Each change is
+// published as a new snapshot (see tables/...), so nothing here blocks the
+// fast path.
 package agent

@@ -59,9 +59,8 @@ type NextHop struct {
 // Neighbors tracks the next hops of a set of peers. Make one with [Open].
 type Neighbors struct {
 	log     *slog.Logger
-	ns      netns.NsHandle  // the namespace; closed when run returns
-	h       *netlink.Handle // requests, bound to ns; used by run only
-	trigger func(link int, hop netip.Addr) error
+	ns      netns.NsHandle              // the namespace; closed when run returns
+	h       *netlink.Handle             // requests, bound to ns; used by run only
 	updates chan map[netip.Addr]NextHop // cap 1; run replaces an unread map; closed when run returns
 
 	mu      sync.Mutex
