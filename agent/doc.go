@@ -4,10 +4,15 @@
 // tables' one writer; it never runs per packet.
 //
 //	agent/cluster   the model of the cluster's nodes and how they reach each
-//	                other (tunnel mode, Flannel nodes); read today from a
-//	                static cluster file (the embedded default for the demo
-//	                and the tests), later filled by client-go informers.
-//	                Kubernetes types stop there.
+//	                other (tunnel mode, Flannel nodes), read from a static
+//	                cluster file (the embedded default for the demo and the
+//	                tests) or filled by agent/k8s.
+//	agent/k8s       Kubernetes as a source of that model: client-go
+//	                informers on Nodes, this node's registration (ringnet's
+//	                and Flannel's annotations, NetworkUnavailable=False),
+//	                its pod CIDRs. Kubernetes types stop there.
+//	agent/metrics   Prometheus metrics over the dataplane's counters, and
+//	                /healthz, /readyz.
 //	agent/underlay  the MACs of the peer nodes' underlay next hops, from the
 //	                kernel's neighbour table, kept current through netlink
 //	                subscriptions.

@@ -50,3 +50,9 @@ go mod download
 if ! "$(dirname "$0")/crictl.sh" >/dev/null; then
   echo "deps: crictl could not be built (scripts/crictl.sh); TestContainerd will be skipped" >&2
 fi
+# kube-apiserver (built once from the module proxy into the user cache) and
+# etcd (Debian etcd-server) for internal/kubetest; without them the
+# Kubernetes integration tests skip.
+if ! "$(dirname "$0")/kube-apiserver.sh" >/dev/null; then
+  echo "deps: kube-apiserver or etcd could not be installed (scripts/kube-apiserver.sh); the Kubernetes integration tests will be skipped" >&2
+fi

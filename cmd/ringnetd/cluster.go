@@ -1,9 +1,12 @@
 package main
 
-// Cross-node: the cluster file, the uplink, and the routes to the other
-// nodes' pods, kept current as the underlay's neighbours resolve.
+// Cross-node: where the cluster comes from (a static file, or the
+// Kubernetes API), the uplink, and the routes to the other nodes' pods,
+// kept current as the cluster changes and the underlay's neighbours
+// resolve.
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,9 +17,12 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/ringnet/ringnet/agent/cluster"
+	"github.com/ringnet/ringnet/agent/k8s"
 	"github.com/ringnet/ringnet/agent/underlay"
+	"github.com/ringnet/ringnet/encap"
 	"github.com/ringnet/ringnet/fastpath/pipeline"
 	"github.com/ringnet/ringnet/slowpath"
 	"github.com/ringnet/ringnet/tables/route"
@@ -24,54 +30,102 @@ import (
 
 // clusterFlags are the flags of cross-node operation.
 type clusterFlags struct {
-	path   string
-	node   string
-	uplink string
+	path       string
+	kube       bool
+	kubeconfig string
+	node       string
+	uplink     string
+	address    string
+	mode       string
+	crossEncap string
+	vxlanPort  uint
+	vni        uint
+	flannel    bool
 }
 
 func addClusterFlags(fs *flag.FlagSet) *clusterFlags {
 	c := &clusterFlags{}
 	fs.StringVar(&c.path, "cluster", "", `static cluster file: the nodes, their underlay addresses and pod CIDRs, and the tunnel mode ("default": the embedded example cluster); enables cross-node forwarding through --uplink`)
-	fs.StringVar(&c.node, "node", "", "this node's name in the cluster file (default: the host name)")
-	fs.StringVar(&c.uplink, "uplink", "", "the device other nodes are reached through (default: the one holding this node's address in the cluster file)")
+	fs.BoolVar(&c.kube, "kubernetes", false, "learn the cluster from the Kubernetes API (in-cluster config, or --kubeconfig): this node's pod CIDRs, the other nodes; publish this node's tunnel endpoint on its Node")
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file for --kubernetes (default: in-cluster config)")
+	fs.StringVar(&c.node, "node", "", "this node's name in the cluster file or Kubernetes (default: the host name)")
+	fs.StringVar(&c.uplink, "uplink", "", "the device other nodes are reached through (default: the one holding this node's address)")
+	fs.StringVar(&c.address, "node-address", "", "with --kubernetes: this node's underlay address with its subnet length, e.g. 192.168.50.1/24 (default: the first IPv4 address of --uplink)")
+	fs.StringVar(&c.mode, "tunnel-mode", "vxlan", "with --kubernetes: vxlan, ipip, direct or crossSubnet (the cluster file has its own)")
+	fs.StringVar(&c.crossEncap, "cross-subnet-encap", "vxlan", "with --kubernetes and --tunnel-mode crossSubnet: vxlan or ipip across subnets")
+	fs.UintVar(&c.vxlanPort, "vxlan-port", cluster.DefaultVXLANPort, "with --kubernetes: VXLAN UDP port (Flannel's: 8472)")
+	fs.UintVar(&c.vni, "vni", cluster.DefaultVNI, "with --kubernetes: VXLAN network identifier (Flannel's: 1)")
+	fs.BoolVar(&c.flannel, "flannel-compatible", true, "with --kubernetes: also publish Flannel's node annotations, so Flannel (vxlan) nodes reach this one")
 	return c
 }
 
-// crossNode is this node's place in the cluster.
+// crossNode is this node's place in the cluster and what keeps the fast
+// path's view of the other nodes current.
 type crossNode struct {
-	c      *cluster.Cluster
-	self   *cluster.Node
+	self   cluster.Node // this node; fixed for the process's life
+	tunnel cluster.Tunnel
 	uplink *net.Interface
-	peers  []pipeline.Peer        // from the file; MACs are filled in a copy as they resolve
-	macs   map[netip.Addr][6]byte // last published next-hop MACs, by peer address
-	table  *route.Table
 	mtu    int // pods' MTU: the uplink's less the largest tunnel overhead in use
+
+	static *cluster.Cluster // from --cluster; nil with --kubernetes
+	kube   k8s.Interface    // with --kubernetes
+	flags  *clusterFlags
+
+	dp  *pipeline.Dataplane
+	sp  *slowpath.SlowPath
+	nb  *underlay.Neighbors
+	log *slog.Logger
+
+	mu    sync.Mutex // guards the rest: the cluster's last update and the MACs
+	peers []pipeline.Peer
+	table *route.Table
+	gen   uint64
+	macs  map[netip.Addr]underlay.NextHop
+
+	lastLogged map[string][6]byte // peer name -> next-hop MAC last logged as resolved
 }
 
-// loadCluster reads the cluster file and finds this node and its uplink.
-// It returns nil without --cluster.
-func loadCluster(cf *clusterFlags) (*crossNode, error) {
-	if cf.path == "" {
+// loadCluster reads the cluster's source and finds this node and its
+// uplink. It returns nil without --cluster or --kubernetes.
+func loadCluster(cf *clusterFlags, log *slog.Logger) (*crossNode, error) {
+	switch {
+	case cf.path != "" && cf.kube:
+		return nil, errors.New("--cluster and --kubernetes are two sources of the cluster: give one")
+	case cf.path == "" && !cf.kube:
 		if cf.node != "" || cf.uplink != "" {
-			return nil, errors.New("--node and --uplink need --cluster")
+			return nil, errors.New("--node and --uplink need --cluster or --kubernetes")
 		}
 		return nil, nil
 	}
-	var c *cluster.Cluster
-	var err error
-	if cf.path == "default" {
-		c, err = cluster.Parse(cluster.Default)
-	} else {
-		c, err = cluster.Load(cf.path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("--cluster: %w", err)
-	}
 	name := cf.node
 	if name == "" {
+		var err error
 		if name, err = os.Hostname(); err != nil {
 			return nil, fmt.Errorf("--node not given and no host name: %w", err)
 		}
+	}
+	x := &crossNode{flags: cf, log: log}
+	if cf.path != "" {
+		if err := x.loadFile(cf.path, name); err != nil {
+			return nil, err
+		}
+	} else if err := x.loadKube(cf, name); err != nil {
+		return nil, err
+	}
+	x.mtu = x.uplink.MTU - maxOverhead(x.tunnel, x.static)
+	return x, nil
+}
+
+func (x *crossNode) loadFile(path, name string) error {
+	var c *cluster.Cluster
+	var err error
+	if path == "default" {
+		c, err = cluster.Parse(cluster.Default)
+	} else {
+		c, err = cluster.Load(path)
+	}
+	if err != nil {
+		return fmt.Errorf("--cluster: %w", err)
 	}
 	self, ok := c.Node(name)
 	if !ok {
@@ -79,40 +133,75 @@ func loadCluster(cf *clusterFlags) (*crossNode, error) {
 		for _, n := range c.Nodes {
 			names = append(names, n.Name)
 		}
-		return nil, fmt.Errorf("--node %q is not in the cluster file (its nodes: %v)", name, names)
+		return fmt.Errorf("--node %q is not in the cluster file (its nodes: %v)", name, names)
 	}
 	if self.Backend != cluster.BackendRingnet {
-		return nil, fmt.Errorf("node %s has backend %q in the cluster file; ringnetd runs ringnet nodes", name, self.Backend)
+		return fmt.Errorf("node %s has backend %q in the cluster file; ringnetd runs ringnet nodes", name, self.Backend)
 	}
-	x := &crossNode{c: c, self: self}
-	if x.uplink, err = findUplink(cf.uplink, self.Address.Addr()); err != nil {
-		return nil, err
+	x.static, x.self, x.tunnel = c, *self, c.Tunnel
+	x.uplink, err = findUplink(x.flags.uplink, self.Address.Addr())
+	return err
+}
+
+func (x *crossNode) loadKube(cf *clusterFlags, name string) error {
+	x.tunnel = cluster.Tunnel{Mode: cluster.Mode(cf.mode), CrossSubnetEncap: cluster.Mode(cf.crossEncap),
+		VXLANPort: uint16(cf.vxlanPort), VNI: uint32(cf.vni)}
+	if x.tunnel.Mode != cluster.ModeCrossSubnet {
+		x.tunnel.CrossSubnetEncap = ""
 	}
-	routes := map[netip.Prefix]route.NextHop{}
-	x.mtu = x.uplink.MTU
-	for i := range c.Nodes {
-		n := &c.Nodes[i]
-		if n.Name == self.Name {
-			continue
-		}
-		t, err := c.TunnelBetween(self, n)
-		if err != nil {
-			return nil, fmt.Errorf("cluster file: %w", err)
-		}
-		p := pipeline.Peer{Name: n.Name, Address: n.Address.Addr(), Tunnel: t}
-		if len(n.VtepMAC) == 6 {
-			p.VtepMAC = [6]byte(n.VtepMAC)
-		}
-		for _, pfx := range n.PodCIDRs {
-			routes[pfx] = route.NextHop{Kind: route.RemoteNode, Tunnel: t, Node: uint16(len(x.peers))}
-		}
-		x.peers = append(x.peers, p)
-		x.mtu = min(x.mtu, pipeline.TunnelMTU(x.uplink.MTU, t))
+	if cf.vxlanPort == 0 || cf.vxlanPort > 0xffff || cf.vni == 0 || cf.vni > 1<<24-1 {
+		return fmt.Errorf("--vxlan-port %d / --vni %d out of range", cf.vxlanPort, cf.vni)
 	}
-	if x.table, err = route.New(1, routes); err != nil {
-		return nil, fmt.Errorf("cluster file: routes: %w", err)
+	x.self = cluster.Node{Name: name, Backend: cluster.BackendRingnet}
+	var err error
+	if cf.address != "" {
+		if x.self.Address, err = netip.ParsePrefix(cf.address); err != nil || !x.self.Address.Addr().Is4() {
+			return fmt.Errorf("--node-address %q is not an IPv4 address with its subnet length (e.g. 192.168.50.1/24)", cf.address)
+		}
+		if x.uplink, err = findUplink(cf.uplink, x.self.Address.Addr()); err != nil {
+			return err
+		}
+	} else {
+		if cf.uplink == "" {
+			return errors.New("--kubernetes needs --uplink or --node-address to know the node's underlay address")
+		}
+		if x.uplink, err = findUplink(cf.uplink, netip.Addr{}); err != nil {
+			return err
+		}
+		if x.self.Address, err = firstIPv4(x.uplink); err != nil {
+			return err
+		}
 	}
-	return x, nil
+	if x.kube, err = k8s.Client(cf.kubeconfig); err != nil {
+		return fmt.Errorf("--kubernetes: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	x.log.Info("waiting for this node's pod CIDRs", "node", name)
+	if x.self.PodCIDRs, err = k8s.PodCIDRs(ctx, x.kube, name); err != nil {
+		return fmt.Errorf("node %s's pod CIDRs (spec.podCIDRs, set by the controller manager's --allocate-node-cidrs): %w", name, err)
+	}
+	return nil
+}
+
+// maxOverhead is the largest tunnel overhead this node may use: the
+// mode's encapsulation, and VXLAN if any node is (or may be) a Flannel
+// node.
+func maxOverhead(t cluster.Tunnel, static *cluster.Cluster) int {
+	over := map[cluster.Mode]int{cluster.ModeVXLAN: encap.VXLANOverhead, cluster.ModeIPIP: encap.IPIPOverhead}
+	o := over[t.Mode]
+	if t.Mode == cluster.ModeCrossSubnet {
+		o = over[t.CrossSubnetEncap]
+	}
+	if static == nil {
+		return o // Kubernetes: a Flannel node joining later gets ICMP fragmentation needed
+	}
+	for _, n := range static.Nodes {
+		if n.Backend == cluster.BackendFlannel {
+			o = max(o, encap.VXLANOverhead)
+		}
+	}
+	return o
 }
 
 // findUplink returns the named device, or the one holding addr.
@@ -138,10 +227,26 @@ func findUplink(name string, addr netip.Addr) (*net.Interface, error) {
 			}
 		}
 	}
-	return nil, fmt.Errorf("no device has this node's address %v (from the cluster file): give the node that address or name the device with --uplink", addr)
+	return nil, fmt.Errorf("no device has this node's address %v: give the node that address or name the device with --uplink", addr)
 }
 
-// apply gives the other flags what the cluster file says: this node's pod
+// firstIPv4 is the first IPv4 address of ifi, with its prefix length.
+func firstIPv4(ifi *net.Interface) (netip.Prefix, error) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			ones, _ := n.Mask.Size()
+			ip, _ := netip.AddrFromSlice(n.IP.To4())
+			return netip.PrefixFrom(ip, ones), nil
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("--uplink %s has no IPv4 address: give --node-address", ifi.Name)
+}
+
+// apply gives the other flags what the cluster says: this node's pod
 // CIDRs (unless --pod-cidr names them, then they must agree) and, unless
 // --mtu is given, the pods' MTU for the tunnels in use.
 func (x *crossNode) apply(fs *flag.FlagSet, cni *cniFlags, log *slog.Logger) error {
@@ -150,7 +255,7 @@ func (x *crossNode) apply(fs *flag.FlagSet, cni *cniFlags, log *slog.Logger) err
 	} else {
 		for _, p := range cni.podCIDRs {
 			if !slices.Contains(x.self.PodCIDRs, p) {
-				return fmt.Errorf("--pod-cidr %v is not node %s's in the cluster file (%v); leave --pod-cidr out to take the file's", p, x.self.Name, x.self.PodCIDRs)
+				return fmt.Errorf("--pod-cidr %v is not node %s's (%v); leave --pod-cidr out to take the cluster's", p, x.self.Name, x.self.PodCIDRs)
 			}
 		}
 	}
@@ -166,13 +271,15 @@ func (x *crossNode) apply(fs *flag.FlagSet, cni *cniFlags, log *slog.Logger) err
 	return nil
 }
 
-// start attaches the uplink, routes the other nodes' pod CIDRs through
-// the TAP (if there is a slow path) and keeps the peers' next-hop MACs
-// current. The returned stop ends the neighbour tracking.
-func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath, log *slog.Logger) (stop func(), err error) {
+// start attaches the uplink, starts tracking the peers' next hops and
+// follows the cluster: once for a file, as it changes for Kubernetes. The
+// returned stop ends it all but the uplink (the dataplane's Close
+// detaches that).
+func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath) (stop func(), err error) {
+	x.dp, x.sp = dp, sp
 	spec := pipeline.UplinkSpec{
 		Ifname: x.uplink.Name, Address: x.self.Address.Addr(),
-		VXLANPort: x.c.Tunnel.VXLANPort, VNI: x.c.Tunnel.VNI,
+		VXLANPort: x.tunnel.VXLANPort, VNI: x.tunnel.VNI,
 		VtepMAC: x.self.VtepMAC, LocalPrefixes: x.self.PodCIDRs,
 	}
 	port, err := dp.AddUplink(spec)
@@ -183,57 +290,118 @@ func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath, log *sl
 	if vtep == nil {
 		vtep = x.uplink.HardwareAddr
 	}
-	log.Info("uplink attached", "uplink", spec.Ifname, "id", port.ID, "address", spec.Address, "vtep_mac", vtep.String(),
+	x.log.Info("uplink attached", "uplink", spec.Ifname, "id", port.ID, "address", spec.Address, "vtep_mac", vtep.String(),
 		"vxlan_port", spec.VXLANPort, "vni", spec.VNI, "pod_mtu", x.mtu)
-	if err := dp.SetRoutes(pipeline.Routes{Table: x.table, Peers: x.peers}); err != nil {
+	if x.nb, err = underlay.Open(x.log); err != nil {
 		return nil, err
 	}
-	if sp != nil {
-		var remote []netip.Prefix
-		for i := range x.c.Nodes {
-			if n := &x.c.Nodes[i]; n.Name != x.self.Name {
-				remote = append(remote, n.PodCIDRs...)
-			}
-		}
-		if err := sp.SetRemotePrefixes(remote); err != nil {
-			return nil, err
-		}
-	}
-	nb, err := underlay.Open(log)
-	if err != nil {
-		return nil, err
-	}
-	addrs := make([]netip.Addr, len(x.peers))
-	for i, p := range x.peers {
-		addrs[i] = p.Address
-		log.Info("peer", "node", p.Name, "address", p.Address, "tunnel", p.Tunnel)
-	}
-	nb.Track(addrs)
-	done := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	stop = func() {
+		cancel()
+		x.nb.Close() // ends the Updates loop; Track after it is a no-op
+		wg.Wait()
+	}
 	wg.Go(func() {
-		for {
-			select {
-			case <-done:
-				return
-			case m := <-nb.Updates():
-				x.resolved(dp, m, log)
-			}
+		for m := range x.nb.Updates() {
+			x.mu.Lock()
+			x.macs = m
+			x.publishLocked()
+			x.mu.Unlock()
 		}
 	})
-	return func() {
-		close(done)
-		wg.Wait()
-		nb.Close()
-	}, nil
+	if x.static != nil {
+		if err := x.update(x.static); err != nil {
+			stop()
+			return nil, err
+		}
+		return stop, nil
+	}
+	if err := k8s.Register(ctx, x.kube, x.self.Name, k8s.Registration{Address: x.self.Address, VtepMAC: vtep,
+		VNI: x.tunnel.VNI, FlannelCompatible: x.flags.flannel}); err != nil {
+		stop()
+		return nil, fmt.Errorf("register node %s: %w", x.self.Name, err)
+	}
+	src := k8s.New(x.kube, k8s.Options{NodeName: x.self.Name, Tunnel: x.tunnel, Log: x.log})
+	wg.Go(func() {
+		err := src.Run(ctx, func(c *cluster.Cluster, first, last time.Time) {
+			if err := x.update(c); err != nil {
+				x.log.Error("cluster update", "err", err)
+				return
+			}
+			x.log.Info("cluster published", "nodes", len(c.Nodes), "event_to_table", time.Since(first))
+		})
+		if err != nil && ctx.Err() == nil {
+			x.log.Error("Kubernetes source stopped", "err", err)
+		}
+	})
+	return stop, nil
 }
 
-// resolved publishes the peers with the next-hop MACs in m.
-func (x *crossNode) resolved(dp *pipeline.Dataplane, m map[netip.Addr]underlay.NextHop, log *slog.Logger) {
+// update makes c the cluster: the other nodes' pod CIDRs become routes
+// to them, routed to the TAP for the node's own traffic, and their
+// addresses are tracked for their next hops.
+func (x *crossNode) update(c *cluster.Cluster) error {
+	self := x.self
+	routes := map[netip.Prefix]route.NextHop{}
+	var peers []pipeline.Peer
+	var remote []netip.Prefix
+	var addrs []netip.Addr
+	for i := range c.Nodes {
+		n := &c.Nodes[i]
+		if n.Name == self.Name {
+			continue
+		}
+		t, err := c.TunnelBetween(&self, n)
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		p := pipeline.Peer{Name: n.Name, Address: n.Address.Addr(), Tunnel: t}
+		if len(n.VtepMAC) == 6 {
+			p.VtepMAC = [6]byte(n.VtepMAC)
+		}
+		for _, pfx := range n.PodCIDRs {
+			routes[pfx] = route.NextHop{Kind: route.RemoteNode, Tunnel: t, Node: uint16(len(peers))}
+		}
+		remote = append(remote, n.PodCIDRs...)
+		addrs = append(addrs, p.Address)
+		peers = append(peers, p)
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.gen++
+	table, err := route.New(x.gen, routes)
+	if err != nil {
+		return fmt.Errorf("cluster: routes: %w", err)
+	}
+	for _, p := range peers {
+		if !slices.ContainsFunc(x.peers, func(q pipeline.Peer) bool { return q.Name == p.Name && q.Address == p.Address && q.Tunnel == p.Tunnel }) {
+			x.log.Info("peer", "node", p.Name, "address", p.Address, "tunnel", p.Tunnel)
+		}
+	}
+	x.peers, x.table = peers, table
+	if err := x.publishLocked(); err != nil {
+		return err
+	}
+	x.nb.Track(addrs)
+	if x.sp != nil {
+		if err := x.sp.SetRemotePrefixes(remote); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publishLocked publishes the peers with the next-hop MACs known. Caller
+// holds x.mu.
+func (x *crossNode) publishLocked() error {
+	if x.table == nil {
+		return nil
+	}
 	peers := slices.Clone(x.peers)
 	for i := range peers {
 		p := &peers[i]
-		nh, ok := m[p.Address]
+		nh, ok := x.macs[p.Address]
 		if !ok {
 			continue
 		}
@@ -242,15 +410,18 @@ func (x *crossNode) resolved(dp *pipeline.Dataplane, m map[netip.Addr]underlay.N
 			// A ringnet peer reads no inner MAC; its next hop's will do.
 			p.VtepMAC = nh.MAC
 		}
-		if x.macs[p.Address] != p.MAC {
-			log.Info("peer resolved", "node", p.Name, "next_hop_mac", net.HardwareAddr(p.MAC[:]).String(), "link", nh.Link)
+	}
+	if err := x.dp.SetRoutes(pipeline.Routes{Table: x.table, Peers: peers}); err != nil {
+		return fmt.Errorf("publish routes: %w", err)
+	}
+	for _, p := range peers {
+		if p.MAC != ([6]byte{}) && x.lastLogged[p.Name] != p.MAC {
+			x.log.Info("peer resolved", "node", p.Name, "next_hop_mac", net.HardwareAddr(p.MAC[:]).String(), "link", x.macs[p.Address].Link)
 		}
 	}
-	x.macs = map[netip.Addr][6]byte{}
+	x.lastLogged = map[string][6]byte{}
 	for _, p := range peers {
-		x.macs[p.Address] = p.MAC
+		x.lastLogged[p.Name] = p.MAC
 	}
-	if err := dp.SetRoutes(pipeline.Routes{Table: x.table, Peers: peers}); err != nil {
-		log.Error("publish routes", "err", err)
-	}
+	return nil
 }

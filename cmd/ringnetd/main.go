@@ -101,6 +101,7 @@ func run(args []string, out io.Writer) error {
 	cni := addCNIFlags(fs)
 	slow := slowPathFlags(fs)
 	cf := addClusterFlags(fs)
+	mf := addMetricsFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -112,7 +113,7 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	x, err := loadCluster(cf)
+	x, err := loadCluster(cf, log)
 	if err != nil {
 		return err
 	}
@@ -163,13 +164,18 @@ func run(args []string, out io.Writer) error {
 		}
 		writeCounters(out, dp)
 	}()
+	stopMetrics, m, err := startMetrics(mf, dp, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	sp, stopSlowPath, err := startSlowPath(dp, slow, log)
 	if err != nil {
 		return err
 	}
 	defer stopSlowPath()
 	if x != nil {
-		stopPeers, err := x.start(dp, sp, log)
+		stopPeers, err := x.start(dp, sp)
 		if err != nil {
 			return err
 		}
@@ -196,6 +202,7 @@ func run(args []string, out io.Writer) error {
 	}
 	log.Info("forwarding", "ports", len(pods), "workers", cfg.Workers, "busy_poll", cfg.BusyPoll,
 		"cpus", *cpus, "xdp_mode", mode, "bind", bm)
+	m.SetReady(true)
 	for sig := range sigs {
 		if sig == syscall.SIGUSR1 {
 			writeCounters(out, dp)

@@ -287,7 +287,8 @@ func writeEventFD(fd int) { _, _ = unix.Write(fd, eventOne) }
 
 // run is the worker goroutine: pinned to cpu if cpu >= 0, stepping until
 // the dataplane stops, and between steps with no work either spinning
-// (BusyPoll) or sleeping in poll(2) on its sockets and wakeFD.
+// (BusyPoll) or sleeping in poll(2) on its sockets and wakeFD. Its time
+// from here on is what BusyTime accounts (see Worker).
 func (w *Worker) run(cpu, wakeFD int) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -302,6 +303,7 @@ func (w *Worker) run(cpu, wakeFD int) {
 	var fdsFor *portSet
 	timeout := int(w.dp.cfg.IdleTimeout.Milliseconds())
 	var drain [8]byte
+	w.lastStep = int64(time.Since(w.dp.epoch)) // time before Start is not the worker's
 	for !w.dp.stop.Load() {
 		if w.step() > 0 || w.dp.cfg.BusyPoll {
 			continue
@@ -330,6 +332,7 @@ func (w *Worker) run(cpu, wakeFD int) {
 			_, _ = unix.Read(wakeFD, drain[:])
 		}
 	}
-	// Publish what the last steps counted.
+	// Publish what the last steps counted, and timed.
+	w.account(int64(time.Since(w.dp.epoch)))
 	w.publish()
 }

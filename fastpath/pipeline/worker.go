@@ -16,6 +16,15 @@ import (
 // socket Worker.id of each port (RX and TX), so no two workers ever touch
 // the same ring or UMEM. With a slow path it also owns one queue from the
 // host (it consumes) and one queue to the host (it produces).
+//
+// A worker also keeps time, for the agent's busy ratio (BusyTime): step
+// reads the monotonic clock once, at its start, and charges the time since
+// the previous step's start (that step, plus the poll(2) sleep or the idle
+// spin after it) to total, and to busy as well if that step found work.
+// The sums live in worker-owned fields and are published with two atomic
+// stores in publish, with the counters; a step that found no work
+// publishes them alone, so total keeps moving while the worker idles. The
+// cost is one clock read and two stores per step, nothing per frame.
 type Worker struct {
 	id  int
 	dp  *Dataplane
@@ -52,6 +61,15 @@ type Worker struct {
 	rxCount []uint64         // by port ID, not yet published
 	txCount []uint64         // by port ID, not yet published
 	batch   int
+
+	// Busy accounting (see above), in ns on the clock of dp.epoch. Owned
+	// by the worker goroutine; publish copies busy and total into pubBusy
+	// and pubTotal (total first, so that BusyTime, loading busy first,
+	// never sees busy > total).
+	lastStep          int64 // start of the previous step
+	lastWork          bool  // the previous step found work
+	busy, total       int64
+	pubBusy, pubTotal atomic.Int64
 }
 
 func newWorker(dp *Dataplane, id int) *Worker {
@@ -92,11 +110,13 @@ func (w *Worker) step() int {
 	if ps := w.dp.ports.Load(); ps != w.set {
 		w.switchTo(ps)
 	}
+	now := int64(time.Since(w.dp.epoch))
+	w.account(now)
 	eps := w.dp.endpoints.Load()
 	w.fwd.under = w.dp.under.Load()
 	if w.toHost != nil {
 		w.fwd.host = w.dp.host.Load()
-		w.fwd.now = int64(time.Since(w.dp.epoch))
+		w.fwd.now = now
 	}
 	w.fwd.fromHost = false
 	work := 0
@@ -150,10 +170,34 @@ func (w *Worker) step() int {
 	if w.toHost != nil && w.toHost.Flush() {
 		w.dp.hostPort.notifyWriter()
 	}
+	w.lastWork = work > 0
 	if work > 0 {
 		w.publish()
+	} else {
+		w.publishBusy()
 	}
 	return work
+}
+
+// account charges the time from the previous step's start to now (ns
+// since dp.epoch) to total, and to busy if that step found work.
+func (w *Worker) account(now int64) {
+	d := now - w.lastStep
+	w.lastStep = now
+	w.total += d
+	if w.lastWork {
+		w.busy += d
+	}
+}
+
+// BusyTime returns how long the worker has been timed (total: since Start,
+// up to the start of its latest step) and how much of it went to steps that
+// found work (busy), as of its last publish. busy <= total. The agent's busy
+// ratio is the quotient of two readings' differences. Safe from any
+// goroutine.
+func (w *Worker) BusyTime() (busy, total time.Duration) {
+	b := w.pubBusy.Load()
+	return time.Duration(b), time.Duration(w.pubTotal.Load())
 }
 
 // stepHost forwards a batch of frames the slow path read from the host:
@@ -327,6 +371,7 @@ func (w *Worker) flush() {
 // publish makes the worker's counters visible to other goroutines.
 func (w *Worker) publish() {
 	w.Counters.Publish()
+	w.publishBusy()
 	if hp := w.dp.hostPort; hp != nil {
 		c := &hp.counters[w.id]
 		c.rx.Store(w.hostRx)
@@ -337,4 +382,11 @@ func (w *Worker) publish() {
 		c.rx.Store(w.rxCount[p.ID])
 		c.tx.Store(w.txCount[p.ID])
 	}
+}
+
+// publishBusy publishes the busy accounting: total before busy (see
+// BusyTime).
+func (w *Worker) publishBusy() {
+	w.pubTotal.Store(w.total)
+	w.pubBusy.Store(w.busy)
 }

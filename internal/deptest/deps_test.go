@@ -62,6 +62,19 @@ func TestImportDirection(t *testing.T) {
 			}
 		}
 	}
+	// Kubernetes types stop at the agent's edge.
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		pkg := strings.TrimPrefix(f[0], mod)
+		if pkg == "agent/k8s" || pkg == "internal/kubetest" {
+			continue
+		}
+		for _, imp := range f[1:] {
+			if strings.HasPrefix(imp, "k8s.io/") {
+				t.Errorf("%s imports %s: only agent/k8s talks to Kubernetes", pkg, imp)
+			}
+		}
+	}
 	if checked < 9 {
 		t.Fatalf("checked only %d packages: the rules no longer match the tree", checked)
 	}

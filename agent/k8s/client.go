@@ -1,0 +1,42 @@
+package k8s
+
+import (
+	"errors"
+	"fmt"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Interface is client-go's clientset interface, named here so that the
+// daemon can hold one without importing Kubernetes packages itself.
+type Interface = kubernetes.Interface
+
+// Client returns a clientset for the cluster of the kubeconfig file at
+// path or, when path is "", of the pod's service account (in-cluster
+// config). It speaks protobuf, which the informers' lists and watches of
+// the built-in kinds favour.
+func Client(kubeconfig string) (kubernetes.Interface, error) {
+	var cfg *rest.Config
+	var err error
+	if kubeconfig == "" {
+		cfg, err = rest.InClusterConfig()
+		if errors.Is(err, rest.ErrNotInCluster) {
+			return nil, errors.New("not running in a pod (no KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT): give a kubeconfig file")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("in-cluster config: %w", err)
+		}
+	} else if cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+	}
+	cfg.UserAgent = "ringnetd"
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("clientset: %w", err)
+	}
+	return c, nil
+}
