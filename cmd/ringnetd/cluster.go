@@ -21,6 +21,7 @@ import (
 
 	"github.com/ringnet/ringnet/agent/cluster"
 	"github.com/ringnet/ringnet/agent/k8s"
+	"github.com/ringnet/ringnet/agent/metrics"
 	"github.com/ringnet/ringnet/agent/underlay"
 	"github.com/ringnet/ringnet/encap"
 	"github.com/ringnet/ringnet/fastpath/pipeline"
@@ -73,6 +74,7 @@ type crossNode struct {
 
 	dp  *pipeline.Dataplane
 	sp  *slowpath.SlowPath
+	m   *metrics.Metrics
 	nb  *underlay.Neighbors
 	log *slog.Logger
 
@@ -275,8 +277,8 @@ func (x *crossNode) apply(fs *flag.FlagSet, cni *cniFlags, log *slog.Logger) err
 // follows the cluster: once for a file, as it changes for Kubernetes. The
 // returned stop ends it all but the uplink (the dataplane's Close
 // detaches that).
-func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath) (stop func(), err error) {
-	x.dp, x.sp = dp, sp
+func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath, m *metrics.Metrics) (stop func(), err error) {
+	x.dp, x.sp, x.m = dp, sp, m
 	spec := pipeline.UplinkSpec{
 		Ifname: x.uplink.Name, Address: x.self.Address.Addr(),
 		VXLANPort: x.tunnel.VXLANPort, VNI: x.tunnel.VNI,
@@ -329,7 +331,9 @@ func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath) (stop f
 				x.log.Error("cluster update", "err", err)
 				return
 			}
-			x.log.Info("cluster published", "nodes", len(c.Nodes), "event_to_table", time.Since(first))
+			d := time.Since(first)
+			x.m.ObserveConvergence(d)
+			x.log.Info("cluster published", "nodes", len(c.Nodes), "event_to_table", d)
 		})
 		if err != nil && ctx.Err() == nil {
 			x.log.Error("Kubernetes source stopped", "err", err)
@@ -342,6 +346,8 @@ func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath) (stop f
 // to them, routed to the TAP for the node's own traffic, and their
 // addresses are tracked for their next hops.
 func (x *crossNode) update(c *cluster.Cluster) error {
+	start := time.Now()
+	defer func() { x.m.ObserveCompile(time.Since(start)) }()
 	self := x.self
 	routes := map[netip.Prefix]route.NextHop{}
 	var peers []pipeline.Peer

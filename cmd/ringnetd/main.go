@@ -175,7 +175,7 @@ func run(args []string, out io.Writer) error {
 	}
 	defer stopSlowPath()
 	if x != nil {
-		stopPeers, err := x.start(dp, sp)
+		stopPeers, err := x.start(dp, sp, m)
 		if err != nil {
 			return err
 		}

@@ -24,11 +24,10 @@ func addMetricsFlags(fs *flag.FlagSet) *metricsFlags {
 // startMetrics makes the daemon's metrics over dp and, unless --metrics-addr
 // is empty, serves them. The Metrics is returned either way, so the daemon
 // can observe timings and call SetReady(true) once it forwards, whether or
-// not anyone scrapes. Until the daemon sets its own with SetTables, the
-// table metric reports the dataplane's port table. stop stops the server.
+// not anyone scrapes. stop stops the server.
 func startMetrics(c *metricsFlags, dp *pipeline.Dataplane, log *slog.Logger) (stop func(), _ *metrics.Metrics, err error) {
 	m := metrics.New(dp, metrics.Options{
-		Tables: func() map[string]int { return map[string]int{"ports": dp.NumPorts()} },
+		Tables: dp.TableSizes,
 		Logger: log,
 	})
 	if c.addr == "" {

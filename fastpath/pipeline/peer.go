@@ -302,3 +302,20 @@ func (f *forwarder) fromPeer(frame []byte, eps *endpoint.Table) (verdict, uint16
 	f.rewriteL2(frame, ep.MAC)
 	return vForward, ep.Port, stats.FromPeer
 }
+
+// TableSizes reports the entries of the tables the workers read:
+// endpoints (pod addresses), routes and peers. Not per packet.
+func (d *Dataplane) TableSizes() map[string]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := map[string]int{"endpoints": d.endpoints.Load().Len(), "ports": 0, "peers": len(d.routes.Peers), "routes": 0}
+	for _, p := range d.ports.Load().ports {
+		if p != nil {
+			m["ports"]++
+		}
+	}
+	if d.routes.Table != nil {
+		m["routes"] = d.routes.Table.Len()
+	}
+	return m
+}

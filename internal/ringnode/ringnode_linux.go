@@ -51,8 +51,9 @@ func Build(dir string) (Binaries, error) {
 
 // Options configure a Daemon.
 type Options struct {
-	Cluster string   // path of the cluster file
-	Args    []string // more ringnetd flags, e.g. --workers 2
+	Cluster    string   // path of the cluster file
+	Kubeconfig string   // instead of Cluster: learn the cluster from this API server (--kubernetes)
+	Args       []string // more ringnetd flags, e.g. --workers 2
 }
 
 // Daemon is ringnetd running on a topology node.
@@ -81,8 +82,8 @@ type Pod struct {
 	rt         *libcni.RuntimeConf
 }
 
-// Start runs ringnetd on node n with the cluster file, as node n.Name of
-// it, and returns once it serves the CNI plugin.
+// Start runs ringnetd on node n as node n.Name of the cluster file or of
+// the Kubernetes API, and returns once it serves the CNI plugin.
 func Start(ctx context.Context, bins Binaries, n *topo.Node, o Options) (*Daemon, error) {
 	dir, err := os.MkdirTemp("", "ringnode-"+n.Name+"-")
 	if err != nil {
@@ -90,7 +91,11 @@ func Start(ctx context.Context, bins Binaries, n *topo.Node, o Options) (*Daemon
 	}
 	d := &Daemon{Node: n, Socket: filepath.Join(dir, "ringnetd.sock"), State: filepath.Join(dir, "state"),
 		bins: bins, done: make(chan error, 1), out: &logBuffer{}}
-	args := append([]string{"--cluster", o.Cluster, "--node", n.Name, "--socket", d.Socket, "--state-dir", d.State}, o.Args...)
+	args := []string{"--cluster", o.Cluster}
+	if o.Kubeconfig != "" {
+		args = []string{"--kubernetes", "--kubeconfig", o.Kubeconfig, "--uplink", n.Uplink}
+	}
+	args = append(append(args, "--node", n.Name, "--socket", d.Socket, "--state-dir", d.State), o.Args...)
 	d.cmd = topo.Command(context.Background(), n.NS, bins.Ringnetd, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
