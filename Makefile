@@ -26,13 +26,18 @@ test: deps ## run every test, root tests included (needs root)
 	@echo "test: race detector on the fast path and tables"
 	$(GO) test -race $(TESTFLAGS) ./fastpath/... ./tables/... ./slowpath/...
 
-bench: bench-micro bench-e2e ## run all benchmarks and print the figures
+bench: bench-micro bench-e2e bench-crossnode ## run all benchmarks and print the figures
 
 bench-micro: deps ## go test -bench with -benchmem (0 allocs/op expected on per-packet paths)
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./fastpath/... ./tables/...
 
 bench-e2e: deps ## pod-to-pod pps and latency: kernel routing, asavie/xdp, ringnetd (needs root)
 	$(GO) run ./bench/e2e --runs 5 --markdown bench-e2e.md
+
+bench-crossnode: deps ## pod to pod across two nodes (pps, latency, TCP): kernel host-gw/VXLAN vs ringnet direct/VXLAN/IPIP (needs root)
+	$(GO) run ./bench/crossnode --runs 3 --markdown bench-crossnode.md
+
+.PHONY: bench-crossnode
 
 e2e: deps ## CNI end to end: cnitool (all spec versions), portmap chain, podman and containerd+crictl pods on ringnet (needs root)
 	$(GO) test $(TESTFLAGS) -v -run 'TestCnitool|TestPortmapChain|TestPodman|TestContainerd' ./cni/
@@ -42,8 +47,8 @@ cni-bench: deps ## CNI ADD/DEL latency p50/p99 over 100 pods: ringnet vs Debian 
 
 .PHONY: e2e cni-bench
 
-demo: deps build ## a node with three pods in network namespaces, traffic through ringnet's fast path
-	@scripts/demo.sh $(BIN)
+demo: deps ## the default cluster in namespaces: 2 ringnet nodes + a Flannel node, CNI pods, traffic, summary
+	$(GO) run ./bench/demo
 
 lint: ## go vet and staticcheck
 	$(GO) vet ./...

@@ -53,6 +53,7 @@ func Build(dir string) (Binaries, error) {
 type Options struct {
 	Cluster    string   // path of the cluster file
 	Kubeconfig string   // instead of Cluster: learn the cluster from this API server (--kubernetes)
+	NodeName   string   // the node's name in the cluster (default: the topology node's)
 	Args       []string // more ringnetd flags, e.g. --workers 2
 }
 
@@ -95,7 +96,11 @@ func Start(ctx context.Context, bins Binaries, n *topo.Node, o Options) (*Daemon
 	if o.Kubeconfig != "" {
 		args = []string{"--kubernetes", "--kubeconfig", o.Kubeconfig, "--uplink", n.Uplink}
 	}
-	args = append(append(args, "--node", n.Name, "--socket", d.Socket, "--state-dir", d.State), o.Args...)
+	name := n.Name
+	if o.NodeName != "" {
+		name = o.NodeName
+	}
+	args = append(append(args, "--node", name, "--socket", d.Socket, "--state-dir", d.State), o.Args...)
 	d.cmd = topo.Command(context.Background(), n.NS, bins.Ringnetd, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
