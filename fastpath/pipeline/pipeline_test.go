@@ -408,3 +408,28 @@ done:
 		t.Errorf("B received %d, %d counted lost; want %d in all", received, lost, total)
 	}
 }
+
+// TestAntiSpoofing: a pod's frames with another MAC or another source
+// address are dropped and counted; its own (and IPv6 link-local, for
+// neighbour discovery) pass.
+func TestAntiSpoofing(t *testing.T) {
+	_, w, a, b := twoPods(t)
+	other := [6]byte{0x02, 0, 0, 0, 0, 0x99}
+	for _, f := range [][]byte{
+		udp4Frame(other, "10.244.0.10", "10.244.0.11", 64), // pod A's address, another MAC
+		udp4Frame(macA, "10.244.0.11", "10.244.0.11", 64),  // pod B's address from pod A
+		udp4Frame(macA, "10.9.9.9", "10.244.0.11", 64),     // an address nobody has
+		udp6Frame(macA, "fd00::b", "fd00::b", 64),          // pod B's IPv6 address from pod A
+		udp4Frame(macA, "10.244.0.10", "10.244.0.11", 64),  // pod A's own: forwarded
+		udp6Frame(macA, "fd00::a", "fd00::b", 64),          // pod A's own: forwarded
+	} {
+		a.Deliver(f)
+	}
+	w.step()
+	if got := len(sent(b)); got != 2 {
+		t.Errorf("pod B got %d frames, want pod A's own 2", got)
+	}
+	if diff := cmp.Diff(map[string]uint64{"forwarded": 2, "spoofed_mac": 1, "spoofed_ip": 3}, counts(w)); diff != "" {
+		t.Errorf("counters (-want +got):\n%s", diff)
+	}
+}

@@ -42,6 +42,7 @@ type forwarder struct {
 	// Set by the worker once per batch.
 	host     *hostTable // nil: no slow path; punt-list frames are dropped, no ICMP errors
 	fromHost bool       // the frames come from the host (the slow path), not a pod port
+	from     *Port      // the pod port the frames come from; nil for the host
 	under    *underlay  // nil: no uplink; nothing is sent to peer nodes
 	now      int64      // ns, the worker's monotonic clock, for the token buckets
 
@@ -83,6 +84,11 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 	}
 	if p.HasVLAN {
 		return vDrop, 0, 0, stats.VLANTagged
+	}
+	if pp := f.from; pp != nil {
+		if r := spoofed(frame, p, pp); r != stats.Forwarded {
+			return vDrop, 0, 0, r
+		}
 	}
 	switch p.EtherType {
 	case packet.EtherTypeIPv4:
@@ -167,6 +173,28 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 		return f.arpReply(frame)
 	}
 	return f.exception(frame, PuntUnknownEtherType)
+}
+
+// spoofed checks a pod's frame against the pod: its source MAC must be the
+// pod's, and its source address the pod's (IPv6 also link-local, which
+// neighbour discovery uses, or unspecified, which duplicate address
+// detection uses; neither is routed). It returns Forwarded when the frame
+// is the pod's own, else the reason to drop it.
+func spoofed(frame []byte, p *packet.Parsed, pp *Port) stats.Reason {
+	if packet.Ethernet(frame).Src() != pp.mac {
+		return stats.SpoofedMAC
+	}
+	switch p.EtherType {
+	case packet.EtherTypeIPv4:
+		if p.Src != pp.Spec.IPv4 {
+			return stats.SpoofedIP
+		}
+	case packet.EtherTypeIPv6:
+		if p.Src != pp.Spec.IPv6 && !p.Src.IsLinkLocalUnicast() && !p.Src.IsUnspecified() {
+			return stats.SpoofedIP
+		}
+	}
+	return stats.Forwarded
 }
 
 // notAPod classifies a unicast IP packet whose destination is no local pod

@@ -137,6 +137,7 @@ func (w *Worker) step() int {
 			s.Refill()
 			continue
 		}
+		w.fwd.from = p
 		for _, d := range w.rx[:n] {
 			frame := s.Frame(d)
 			v, out, length, reason := w.fwd.process(frame, eps)
@@ -210,7 +211,7 @@ func (w *Worker) stepHost(eps *endpoint.Table) int {
 	if n == 0 {
 		return 0
 	}
-	w.fwd.fromHost = true
+	w.fwd.fromHost, w.fwd.from = true, nil
 	for i := range n {
 		frame := q.Frame(i)
 		v, out, length, reason := w.fwd.process(frame, eps)
