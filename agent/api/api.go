@@ -1,12 +1,19 @@
-// Package api is the contract between ringnetd and its CNI plugin: JSON
-// over HTTP on a unix socket (default /run/ringnet/ringnet.sock, mode 0600,
-// so only root can call it).
+// Package api is the contract between ringnetd and its clients, the CNI
+// plugin and the ringnet CLI: JSON over HTTP on a unix socket (default
+// /run/ringnet/ringnet.sock, mode 0600, so only root can call it).
 //
 // ADD is two calls around the plugin's own work in the pod's namespace:
 // Allocate (addresses, the host interface name, MTU and queue count the
 // daemon wants), then, once the veth exists, Attach (the daemon attaches
 // XDP and AF_XDP and answers only when the port forwards). DEL is Release;
 // CHECK is Check; STATUS is Status; GC is GC.
+//
+// The CLI reads the daemon's state through GET requests that change
+// nothing: Status, Endpoints (the local pods' addresses and ports), Routes
+// (where other nodes' pod CIDRs go), Peers (the other nodes and how they
+// are reached) and Stats (the dataplane's counters). Each answer is one
+// snapshot, read off the dataplane's tables when asked; none of it is on
+// the fast path.
 //
 // The package imports only the standard library, so the plugin stays small
 // and never links client-go.
@@ -32,6 +39,10 @@ const DefaultSocket = "/run/ringnet/ringnet.sock"
 
 // MaxRequestBytes bounds a request body; larger ones are refused.
 const MaxRequestBytes = 64 << 10
+
+// MaxReplyBytes bounds a reply the client reads: room for the routes of
+// a cluster of some ten thousand nodes.
+const MaxReplyBytes = 16 << 20
 
 // HostIfname is the host-side interface name of a pod interface: "rn"
 // and 11 hex digits of a hash of container ID and interface name, so that
@@ -82,12 +93,168 @@ type ReleaseResponse struct {
 	HostIfname string `json:"hostIfname,omitempty"`
 }
 
-// Status is the daemon's health.
+// Status is the daemon's health and the size of what it serves.
 type Status struct {
 	Ready     bool     `json:"ready"`
 	PodCIDRs  []string `json:"podCIDRs"`
-	Ports     int      `json:"ports"`
-	Allocated int      `json:"allocated"`
+	Ports     int      `json:"ports"`     // attached ports: pods' and the uplink
+	Allocated int      `json:"allocated"` // pod interfaces with addresses
+	Workers   int      `json:"workers,omitempty"`
+	// Uplink is the node's uplink to the other nodes; nil when the daemon
+	// runs without a cluster (--cluster, --kubernetes).
+	Uplink          *Uplink `json:"uplink,omitempty"`
+	Peers           int     `json:"peers"`           // other nodes
+	PeersUnresolved int     `json:"peersUnresolved"` // of which the next hop's MAC is not known yet
+	// Tables is the entries of each table the fast path reads: endpoints
+	// (pod addresses), ports, routes, peers.
+	Tables map[string]int `json:"tables,omitempty"`
+}
+
+// Uplink is the device this node reaches the other nodes through.
+type Uplink struct {
+	Interface string `json:"interface"`
+	Address   string `json:"address"` // the node's underlay IPv4 address: its tunnel endpoint
+	VtepMAC   string `json:"vtepMAC"` // inner source MAC of the VXLAN frames it sends
+	VXLANPort int    `json:"vxlanPort"`
+	VNI       int    `json:"vni"`
+}
+
+// Endpoint is one address of a local pod: where the fast path delivers it
+// and, if the pod came through the CNI plugin, who it is. A pod interface
+// that has addresses but no attached port (its veth is gone, or ADD has
+// not attached it yet) is listed with Attached false.
+type Endpoint struct {
+	Address      string `json:"address"`
+	Interface    string `json:"interface"`      // host end of the pod's veth
+	Port         *int   `json:"port,omitempty"` // the port's ID in the dataplane; nil when not attached
+	MAC          string `json:"mac,omitempty"`  // the pod's MAC
+	Attached     bool   `json:"attached"`
+	PodNamespace string `json:"podNamespace,omitempty"`
+	PodName      string `json:"podName,omitempty"`
+	ContainerID  string `json:"containerID,omitempty"`
+	IfName       string `json:"ifName,omitempty"` // the pod's interface, e.g. eth0
+}
+
+// EndpointList is the answer to Endpoints, sorted by address, IPv4 first.
+type EndpointList struct {
+	Endpoints []Endpoint `json:"endpoints"`
+}
+
+// Route kinds and tunnels, as package tables/route names them.
+const (
+	RouteLocalPort  = "LocalPort"
+	RouteRemoteNode = "RemoteNode"
+	RouteSlowPath   = "SlowPath"
+	RouteDrop       = "Drop"
+
+	TunnelDirect = "Direct"
+	TunnelVXLAN  = "VXLAN"
+	TunnelIPIP   = "IPIP"
+)
+
+// Route is one entry of the route table: where the fast path sends a
+// packet whose destination is in Prefix and is no local pod.
+type Route struct {
+	Prefix string `json:"prefix"`
+	Kind   string `json:"kind"` // RouteLocalPort, RouteRemoteNode, RouteSlowPath or RouteDrop
+	// RemoteNode routes: the peer node, its underlay address and the
+	// tunnel (TunnelDirect, TunnelVXLAN or TunnelIPIP).
+	Peer        string `json:"peer,omitempty"`
+	PeerAddress string `json:"peerAddress,omitempty"`
+	Tunnel      string `json:"tunnel,omitempty"`
+	// LocalPort routes: the port's ID, or nil for "the pod's own port,
+	// from the endpoint table".
+	Port *int `json:"port,omitempty"`
+}
+
+// RouteList is the answer to Routes, sorted by prefix, IPv4 first.
+type RouteList struct {
+	Routes []Route `json:"routes"`
+}
+
+// Peer is another node as this one reaches it.
+type Peer struct {
+	Name    string `json:"name"`
+	Address string `json:"address"` // its underlay IPv4 address
+	Tunnel  string `json:"tunnel"`  // TunnelDirect, TunnelVXLAN or TunnelIPIP
+	// NextHopMAC is the underlay next hop's MAC (the peer's, or the
+	// router's when it is on another subnet); empty while unresolved, and
+	// until then packets for the peer are dropped as peer_unresolved.
+	NextHopMAC string `json:"nextHopMAC,omitempty"`
+	Resolved   bool   `json:"resolved"`
+	// VtepMAC is the inner destination MAC of VXLAN frames for the peer;
+	// empty when none is known yet.
+	VtepMAC  string   `json:"vtepMAC,omitempty"`
+	PodCIDRs []string `json:"podCIDRs"` // the prefixes routed to it
+}
+
+// PeerList is the answer to Peers, in the order of the cluster's nodes.
+type PeerList struct {
+	Peers []Peer `json:"peers"`
+}
+
+// Port kinds in Stats.
+const (
+	PortPod    = "pod"
+	PortUplink = "uplink"
+	PortHost   = "host" // the slow path's port to the node's stack
+)
+
+// Stats are the dataplane's counters since the daemon started.
+type Stats struct {
+	Ports   []PortStats   `json:"ports"`
+	Workers []WorkerStats `json:"workers"`
+	// Reasons is every outcome a frame can have, in the dataplane's
+	// order, with its group and count, zero counts included.
+	Reasons []ReasonCount `json:"reasons"`
+}
+
+// PortStats are one port's counters, summed over its workers' sockets.
+type PortStats struct {
+	ID        int    `json:"id"`
+	Interface string `json:"interface"`
+	Kind      string `json:"kind"` // PortPod, PortUplink or PortHost
+	RxFrames  uint64 `json:"rxFrames"`
+	TxFrames  uint64 `json:"txFrames"`
+	// The AF_XDP sockets' counters (zero for the host port, which has
+	// none): what the kernel dropped or found wrong, and the wakeups.
+	XSKRxDropped       uint64 `json:"xskRxDropped"`
+	XSKRxRingFull      uint64 `json:"xskRxRingFull"`
+	XSKRxFillRingEmpty uint64 `json:"xskRxFillRingEmpty"`
+	XSKRxInvalidDescs  uint64 `json:"xskRxInvalidDescs"`
+	XSKTxInvalidDescs  uint64 `json:"xskTxInvalidDescs"`
+	XSKTxKicks         uint64 `json:"xskTxKicks"`
+	XSKTxKickErrors    uint64 `json:"xskTxKickErrors"`
+}
+
+// WorkerStats are one fast-path worker's frames, by group of their
+// reasons (see ReasonCount), and how busy it is.
+type WorkerStats struct {
+	ID        int     `json:"id"`
+	Forwarded uint64  `json:"forwarded"` // GroupForwarded
+	Punted    uint64  `json:"punted"`    // GroupPunted
+	Dropped   uint64  `json:"dropped"`   // GroupDropped
+	Busy      float64 `json:"busy"`      // share of its time since it started spent on frames, 0 to 1
+}
+
+// Groups of reasons.
+const (
+	// GroupForwarded: delivered by the fast path: forwarded, answered for
+	// the gateway, sent to or received from a peer node, and the slow
+	// path's own stages (host_rx, host_tx).
+	GroupForwarded = "forwarded"
+	// GroupPunted: a punt-list class within its rate limit: handed to the
+	// node's stack through the slow path, or answered with an ICMP error.
+	GroupPunted = "punted"
+	// GroupDropped: every other reason.
+	GroupDropped = "dropped"
+)
+
+// ReasonCount is how many frames ended with one reason.
+type ReasonCount struct {
+	Reason string `json:"reason"` // as in the metrics, e.g. "ttl_expired"
+	Group  string `json:"group"`  // GroupForwarded, GroupPunted or GroupDropped
+	Count  uint64 `json:"count"`
 }
 
 // GCRequest lists the attachments the runtime still has; the daemon
@@ -119,6 +286,10 @@ func (e *Error) Error() string { return e.Message }
 
 // ErrDaemonUnavailable wraps failures to reach the daemon at all.
 var ErrDaemonUnavailable = errors.New("ringnetd is not reachable")
+
+// ErrUnsupported wraps a request the daemon does not know: it is older
+// than the client.
+var ErrUnsupported = errors.New("ringnetd does not serve this request (is it older than this client?)")
 
 // Client calls ringnetd over its socket.
 type Client struct {
@@ -168,13 +339,19 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		return fmt.Errorf("ringnetd %s: %w", path, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxRequestBytes))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxReplyBytes+1))
 	if err != nil {
 		return fmt.Errorf("ringnetd %s: read reply: %w", path, err)
+	}
+	if len(data) > MaxReplyBytes {
+		return fmt.Errorf("ringnetd %s: reply larger than %d bytes", path, MaxReplyBytes)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e Error
 		if json.Unmarshal(data, &e) != nil || e.Code == "" {
+			if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
+				return fmt.Errorf("%w: %s %s at %s", ErrUnsupported, method, path, c.Socket)
+			}
 			return fmt.Errorf("ringnetd %s: %s: %s", path, resp.Status, bytes.TrimSpace(data))
 		}
 		return &e
@@ -223,7 +400,32 @@ func (c *Client) GC(ctx context.Context, valid []Pod) (GCResponse, error) {
 	return out, c.call(ctx, http.MethodPost, "/v1/gc", GCRequest{Valid: valid}, &out)
 }
 
-// Handler is what the daemon implements.
+// Endpoints lists the local pods' addresses and their ports.
+func (c *Client) Endpoints(ctx context.Context) (EndpointList, error) {
+	var out EndpointList
+	return out, c.call(ctx, http.MethodGet, "/v1/endpoints", nil, &out)
+}
+
+// Routes lists the route table.
+func (c *Client) Routes(ctx context.Context) (RouteList, error) {
+	var out RouteList
+	return out, c.call(ctx, http.MethodGet, "/v1/routes", nil, &out)
+}
+
+// Peers lists the other nodes.
+func (c *Client) Peers(ctx context.Context) (PeerList, error) {
+	var out PeerList
+	return out, c.call(ctx, http.MethodGet, "/v1/peers", nil, &out)
+}
+
+// Stats returns the dataplane's counters.
+func (c *Client) Stats(ctx context.Context) (Stats, error) {
+	var out Stats
+	return out, c.call(ctx, http.MethodGet, "/v1/stats", nil, &out)
+}
+
+// Handler is what the daemon implements: the CNI plugin's calls, then
+// the read-only views.
 type Handler interface {
 	Allocate(context.Context, Pod) (AllocateResponse, error)
 	Attach(context.Context, AttachRequest) error
@@ -231,6 +433,11 @@ type Handler interface {
 	Check(context.Context, Pod) (CheckResponse, error)
 	Status(context.Context) (Status, error)
 	GC(context.Context, GCRequest) (GCResponse, error)
+
+	Endpoints(context.Context) (EndpointList, error)
+	Routes(context.Context) (RouteList, error)
+	Peers(context.Context) (PeerList, error)
+	Stats(context.Context) (Stats, error)
 }
 
 // NewServer returns an HTTP server for h with bounded requests and
@@ -315,6 +522,10 @@ func NewServer(h Handler) *http.Server {
 		return h.Check(r.Context(), p)
 	})
 	handle("GET /v1/status", func(r *http.Request) (any, error) { return h.Status(r.Context()) })
+	handle("GET /v1/endpoints", func(r *http.Request) (any, error) { return h.Endpoints(r.Context()) })
+	handle("GET /v1/routes", func(r *http.Request) (any, error) { return h.Routes(r.Context()) })
+	handle("GET /v1/peers", func(r *http.Request) (any, error) { return h.Peers(r.Context()) })
+	handle("GET /v1/stats", func(r *http.Request) (any, error) { return h.Stats(r.Context()) })
 	handle("POST /v1/gc", func(r *http.Request) (any, error) {
 		var g GCRequest
 		if err := decode(r, &g); err != nil {

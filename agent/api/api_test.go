@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // stub records calls and answers from fixed values.
@@ -36,6 +40,34 @@ func (s *stub) Status(context.Context) (Status, error) { return Status{Ready: tr
 func (s *stub) GC(_ context.Context, g GCRequest) (GCResponse, error) {
 	return GCResponse{Released: g.Valid}, s.err
 }
+func (s *stub) Endpoints(context.Context) (EndpointList, error) { return stubEndpoints, s.err }
+func (s *stub) Routes(context.Context) (RouteList, error)       { return stubRoutes, s.err }
+func (s *stub) Peers(context.Context) (PeerList, error)         { return stubPeers, s.err }
+func (s *stub) Stats(context.Context) (Stats, error)            { return stubStats, s.err }
+
+var (
+	port0         = 0
+	stubEndpoints = EndpointList{Endpoints: []Endpoint{
+		{Address: "10.244.1.2", Interface: "rn0123456789a", Port: &port0, MAC: "02:00:00:00:00:02", Attached: true,
+			PodNamespace: "default", PodName: "web", ContainerID: "c1", IfName: "eth0"},
+		{Address: "fd00::2", Interface: "rnb", MAC: "02:00:00:00:00:03"},
+	}}
+	stubRoutes = RouteList{Routes: []Route{
+		{Prefix: "10.244.2.0/24", Kind: RouteRemoteNode, Peer: "node-b", PeerAddress: "192.168.50.2", Tunnel: TunnelVXLAN},
+		{Prefix: "10.96.0.0/12", Kind: RouteSlowPath},
+		{Prefix: "10.244.1.7/32", Kind: RouteLocalPort, Port: &port0},
+	}}
+	stubPeers = PeerList{Peers: []Peer{
+		{Name: "node-b", Address: "192.168.50.2", Tunnel: TunnelVXLAN, NextHopMAC: "02:aa:00:00:00:02", Resolved: true,
+			VtepMAC: "02:aa:00:00:00:02", PodCIDRs: []string{"10.244.2.0/24"}},
+		{Name: "node-c", Address: "192.168.50.3", Tunnel: TunnelIPIP, PodCIDRs: []string{}},
+	}}
+	stubStats = Stats{
+		Ports:   []PortStats{{ID: 0, Interface: "rna", Kind: PortPod, RxFrames: 10, TxFrames: 9, XSKRxRingFull: 1}},
+		Workers: []WorkerStats{{ID: 0, Forwarded: 8, Punted: 2, Busy: 0.25}},
+		Reasons: []ReasonCount{{Reason: "forwarded", Group: GroupForwarded, Count: 8}, {Reason: "no_route", Group: GroupPunted, Count: 2}},
+	}
+)
 
 func serve(t *testing.T, h Handler) *Client {
 	t.Helper()
@@ -77,6 +109,99 @@ func TestRoundTrip(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Code != CodePoolExhausted || !strings.Contains(ae.Message, "10.0.0.0/30") {
 		t.Errorf("error not carried through: %v", err)
 	}
+}
+
+// TestViews reads every view through the client and gets back exactly
+// what the handler returned.
+func TestViews(t *testing.T) {
+	s := &stub{}
+	c := serve(t, s)
+	ctx := context.Background()
+	eps, err := c.Endpoints(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stubEndpoints, eps); diff != "" {
+		t.Errorf("Endpoints (-want +got):\n%s", diff)
+	}
+	rs, err := c.Routes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stubRoutes, rs); diff != "" {
+		t.Errorf("Routes (-want +got):\n%s", diff)
+	}
+	ps, err := c.Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stubPeers, ps); diff != "" {
+		t.Errorf("Peers (-want +got):\n%s", diff)
+	}
+	st, err := c.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stubStats, st); diff != "" {
+		t.Errorf("Stats (-want +got):\n%s", diff)
+	}
+	// A view's error reaches the caller with its code.
+	s.err = &Error{Code: CodeInternal, Message: "store: closed"}
+	_, err = c.Peers(ctx)
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Code != CodeInternal || ae.Message != "store: closed" {
+		t.Errorf("error not carried through: %v", err)
+	}
+	// Views are GET only.
+	resp, err := c.http.Post("http://ringnetd/v1/endpoints", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /v1/endpoints: status %d, want 405", resp.StatusCode)
+	}
+}
+
+// TestUnsupported: a daemon that does not know a request (an older one)
+// is reported as such, not as a bare 404.
+func TestUnsupported(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "old.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.NotFoundHandler()}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	_, err = NewClient(sock).Routes(context.Background())
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "/v1/routes") {
+		t.Errorf("old daemon: %v; want ErrUnsupported naming /v1/routes", err)
+	}
+}
+
+// TestLargeReply: a reply larger than a request may be (many routes) is
+// read whole.
+func TestLargeReply(t *testing.T) {
+	s := &big{n: 20000}
+	c := serve(t, s)
+	rs, err := c.Routes(context.Background())
+	if err != nil || len(rs.Routes) != s.n {
+		t.Fatalf("Routes: %d routes, %v; want %d", len(rs.Routes), err, s.n)
+	}
+}
+
+type big struct {
+	stub
+	n int
+}
+
+func (b *big) Routes(context.Context) (RouteList, error) {
+	l := RouteList{Routes: make([]Route, b.n)}
+	for i := range l.Routes {
+		l.Routes[i] = Route{Prefix: fmt.Sprintf("10.%d.%d.0/24", i>>8, i&0xff), Kind: RouteRemoteNode, Peer: "node", Tunnel: TunnelVXLAN}
+	}
+	return l, nil
 }
 
 func TestHostIfname(t *testing.T) {
@@ -129,24 +254,31 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
-// FuzzServer posts arbitrary bodies to every endpoint: the server never
-// panics and answers every request.
+// FuzzServer sends arbitrary bodies to every endpoint, with its own
+// method and with the other: the server never panics and answers every
+// request; the read-only views ignore the body.
 func FuzzServer(f *testing.F) {
 	for _, seed := range []string{`{"containerID":"a","ifName":"eth0"}`, `{"valid":[{"containerID":"a","ifName":"b"}]}`, "", "null", "[]", `{"containerID":1}`} {
 		f.Add(seed)
 	}
 	srv := NewServer(&stub{})
-	paths := []string{"/v1/allocate", "/v1/attach", "/v1/release", "/v1/check", "/v1/gc"}
+	posts := []string{"/v1/allocate", "/v1/attach", "/v1/release", "/v1/check", "/v1/gc"}
+	gets := []string{"/v1/status", "/v1/endpoints", "/v1/routes", "/v1/peers", "/v1/stats"}
 	f.Fuzz(func(t *testing.T, body string) {
-		for _, p := range paths {
-			w := &recorder{header: http.Header{}}
-			req, _ := http.NewRequest(http.MethodPost, "http://ringnetd"+p, strings.NewReader(body))
-			srv.Handler.ServeHTTP(w, req)
-			if w.code == 0 {
-				w.code = http.StatusOK
-			}
-			if w.code >= 500 {
-				t.Fatalf("%s with %q: status %d", p, body, w.code)
+		for _, m := range []string{http.MethodPost, http.MethodGet} {
+			for _, p := range append(posts, gets...) {
+				w := &recorder{header: http.Header{}}
+				req, _ := http.NewRequest(m, "http://ringnetd"+p, strings.NewReader(body))
+				srv.Handler.ServeHTTP(w, req)
+				if w.code == 0 {
+					w.code = http.StatusOK
+				}
+				if w.code >= 500 {
+					t.Fatalf("%s %s with %q: status %d", m, p, body, w.code)
+				}
+				if m == http.MethodGet && slices.Contains(gets, p) && w.code != http.StatusOK {
+					t.Fatalf("GET %s with %q: status %d", p, body, w.code)
+				}
 			}
 		}
 	})

@@ -1,6 +1,8 @@
-// Package daemon is ringnetd's side of the CNI plugin's API (package api):
-// it allocates pod addresses (package ipam), attaches and detaches pod ports
-// on the dataplane, and brings existing pods back after a restart.
+// Package daemon is ringnetd's side of the API (package api): for the CNI
+// plugin it allocates pod addresses (package ipam), attaches and detaches
+// pod ports on the dataplane, and brings existing pods back after a
+// restart; for the ringnet CLI it shows the dataplane's endpoints, routes,
+// peers and counters (view.go), changing nothing.
 //
 // Calls for one pod interface are serialised by a per-daemon lock around
 // the store and the dataplane; bbolt and the dataplane are safe on their
@@ -155,15 +157,28 @@ func (d *Daemon) Check(_ context.Context, p api.Pod) (api.CheckResponse, error) 
 	return api.CheckResponse{IPv4: v4, IPv6: v6, HostIfname: rec.HostIfname, Attached: attached}, nil
 }
 
-// Status implements api.Handler.
+// Status implements api.Handler. The API serves only once the dataplane
+// forwards (ringnetd starts it after Start), so a daemon that answers is
+// ready.
 func (d *Daemon) Status(context.Context) (api.Status, error) {
 	recs, err := d.store.List()
 	if err != nil {
 		return api.Status{}, err
 	}
-	st := api.Status{Ready: true, Ports: d.dp.NumPorts(), Allocated: len(recs)}
+	st := api.Status{Ready: true, Ports: d.dp.NumPorts(), Allocated: len(recs),
+		Workers: d.dp.Config().Workers, Tables: d.dp.TableSizes()}
 	for _, p := range d.store.Pools() {
 		st.PodCIDRs = append(st.PodCIDRs, p.String())
+	}
+	if up, ok := d.dp.Uplink(); ok {
+		st.Uplink = &api.Uplink{Interface: up.Ifname, Address: up.Address.String(), VtepMAC: up.VtepMAC.String(),
+			VXLANPort: int(up.VXLANPort), VNI: int(up.VNI)}
+	}
+	for _, p := range d.dp.Routes().Peers {
+		st.Peers++
+		if p.MAC == ([6]byte{}) {
+			st.PeersUnresolved++
+		}
 	}
 	return st, nil
 }

@@ -1,10 +1,11 @@
-// Command ringnet is ringnet's command-line tool. For now it sets up and
-// tears down pod ports by hand, exactly as the CNI plugin will: see
-// "ringnet pod add --help".
+// Command ringnet is ringnet's command-line tool. It shows what ringnetd
+// is doing, asking it over its socket (status, endpoints, routes, peers,
+// stats: a table by default, JSON with --output json), and it sets up and
+// tears down pod ports by hand, exactly as the CNI plugin does: see
+// "ringnet help".
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -14,56 +15,80 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"text/tabwriter"
-	"time"
 
-	"github.com/ringnet/ringnet/agent/api"
 	"github.com/ringnet/ringnet/podport"
 )
 
 const usage = `ringnet: ringnet's command-line tool
 
 Usage:
-  ringnet status [--socket PATH] [--output json]
+  ringnet status     [flags]   is ringnetd ready; workers, ports, uplink, peers, table sizes
+  ringnet endpoints  [flags]   local pod addresses: port, interface, MAC, pod
+  ringnet routes     [flags]   route table: prefix, kind, peer node, tunnel
+  ringnet peers      [flags]   other nodes: address, tunnel, next-hop MAC, VTEP MAC
+  ringnet stats      [flags]   counters: per port, per worker, per reason (--all: zero ones too)
+  ringnet policy | services | flows    not available in this version (exit status 2)
   ringnet pod add --netns PATH --host-if NAME --ipv4 ADDR [--ipv6 ADDR] [flags]
   ringnet pod del --host-if NAME
 
-"status" asks ringnetd (over its CNI socket) whether it is ready, which pod
-CIDRs it hands addresses out of, and how many pods and ports it has.
+Flags of status, endpoints, routes, peers and stats:
+  --socket PATH        ringnetd's socket (default /run/ringnet/ringnet.sock)
+  -o, --output FORMAT  table (default) or json
 
-Run it in the node's network namespace (e.g. ip netns exec NODE ringnet ...).
+They ask ringnetd over its API socket, which only root may use, and which
+ringnetd serves when it has pod CIDRs (--pod-cidr, --cluster or
+--kubernetes). Each prints one snapshot of the daemon's state.
+
 "pod add" creates the veth pair for a pod whose network namespace already
 exists, configures the pod side (address, routes to the 169.254.1.1 / fe80::1
 gateway, tx offloads off, MTU) and prints the port as JSON. ringnetd then
-forwards for it once it is listed in ringnetd's pods file.
+forwards for it once it is listed in ringnetd's pods file. Run it in the
+node's network namespace (e.g. ip netns exec NODE ringnet pod add ...).
 `
+
+// exitUnavailable is the exit status of a command for a feature this
+// version does not have.
+const exitUnavailable = 2
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "ringnet:", err)
+		if errors.As(err, new(*unavailableError)) {
+			os.Exit(exitUnavailable)
+		}
 		os.Exit(1)
 	}
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
-	if len(args) >= 1 && args[0] == "status" {
-		return status(args[1:], stdout, stderr)
-	}
-	if len(args) < 2 || args[0] != "pod" {
+	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			return nil
-		}
-		return errors.New("unknown command; see above")
+		return errors.New("no command; see above")
 	}
-	switch args[1] {
-	case "add":
-		return podAdd(args[2:], stdout, stderr)
-	case "del":
-		return podDel(args[2:], stderr)
+	if c, ok := queries[args[0]]; ok {
+		return c(args[1:], stdout, stderr)
+	}
+	if u, ok := unavailable[args[0]]; ok {
+		return u
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "pod":
+		if len(args) >= 2 {
+			switch args[1] {
+			case "add":
+				return podAdd(args[2:], stdout, stderr)
+			case "del":
+				return podDel(args[2:], stderr)
+			}
+		}
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%q: want ringnet pod add or ringnet pod del", strings.Join(args, " "))
 	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown pod command %q", args[1])
+	return fmt.Errorf("unknown command %q; see above", args[0])
 }
 
 func podAdd(args []string, stdout, stderr io.Writer) error {
@@ -135,40 +160,4 @@ func podDel(args []string, stderr io.Writer) error {
 		return errors.New("--host-if is required")
 	}
 	return podport.Teardown(*hostIf)
-}
-
-func status(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ringnet status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	socket := fs.String("socket", api.DefaultSocket, "ringnetd's socket")
-	output := fs.String("output", "table", "table or json")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := api.NewClient(*socket).Status(ctx)
-	if err != nil {
-		if errors.Is(err, api.ErrDaemonUnavailable) {
-			return fmt.Errorf("%w; start it in the node's network namespace: ringnetd --pod-cidr <CIDR>", err)
-		}
-		return err
-	}
-	switch *output {
-	case "json":
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
-	case "table":
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "ready\t%v\n", st.Ready)
-		fmt.Fprintf(tw, "pod CIDRs\t%s\n", strings.Join(st.PodCIDRs, ", "))
-		fmt.Fprintf(tw, "pods with addresses\t%d\n", st.Allocated)
-		fmt.Fprintf(tw, "ports attached\t%d\n", st.Ports)
-		return tw.Flush()
-	}
-	return fmt.Errorf("--output %q: want table or json", *output)
 }

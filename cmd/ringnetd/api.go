@@ -58,8 +58,9 @@ func addCNIFlags(fs *flag.FlagSet) *cniFlags {
 }
 
 // startAPI opens the address store, re-attaches the ports of pods that
-// survived a restart, and serves the CNI plugin on its socket. The returned
-// stop function closes the server and the store.
+// survived a restart, and serves the API on its socket: the CNI plugin's
+// calls and the ringnet CLI's views. The returned stop function closes the
+// server and the store.
 func startAPI(c *cniFlags, dp *pipeline.Dataplane, log *slog.Logger) (stop func(), err error) {
 	if c.mtu < 576 || c.mtu > 9000 {
 		return nil, fmt.Errorf("--mtu %d out of range [576, 9000]", c.mtu)
@@ -87,7 +88,7 @@ func startAPI(c *cniFlags, dp *pipeline.Dataplane, log *slog.Logger) (stop func(
 			log.Error("API server", "err", err)
 		}
 	}()
-	log.Info("serving the CNI plugin", "socket", c.socket, "pod_cidrs", c.podCIDRs.String(), "state", store.Pools())
+	log.Info("serving the CNI plugin and the ringnet CLI", "socket", c.socket, "pod_cidrs", c.podCIDRs.String(), "state", store.Pools())
 	return func() {
 		srv.Close()
 		os.Remove(c.socket)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/ringnet/ringnet/encap"
 	"github.com/ringnet/ringnet/fastpath/packet"
@@ -318,4 +319,66 @@ func (d *Dataplane) TableSizes() map[string]int {
 		m["routes"] = d.routes.Table.Len()
 	}
 	return m
+}
+
+// Routes returns what the last SetRoutes published (Table is nil before
+// the first), for the agent's views. The table is an immutable snapshot
+// and shared; Peers is a copy. Not per packet: it takes the control-plane
+// lock.
+func (d *Dataplane) Routes() Routes {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := d.routes
+	r.Peers = slices.Clone(r.Peers)
+	return r
+}
+
+// Uplink returns the attached uplink's spec, with its defaults filled in
+// (VXLAN port and VNI; VtepMAC is the one in use, the uplink's own MAC
+// unless the spec named another), for the agent's views. Not per packet.
+func (d *Dataplane) Uplink() (UplinkSpec, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.uplinkPort()
+	if p == nil {
+		return UplinkSpec{}, false
+	}
+	s := *p.uplink
+	s.LocalPrefixes = slices.Clone(s.LocalPrefixes)
+	if len(s.VtepMAC) == 6 {
+		s.VtepMAC = slices.Clone(s.VtepMAC)
+	} else {
+		s.VtepMAC = net.HardwareAddr(slices.Clone(p.mac[:]))
+	}
+	return s, true
+}
+
+// EndpointInfo is one entry of the endpoint table as the agent shows it:
+// a local pod's address, the port the fast path delivers it to, and the
+// pod's MAC.
+type EndpointInfo struct {
+	Addr   netip.Addr
+	Port   uint16 // the port's ID
+	Ifname string // the port's host interface
+	MAC    [6]byte
+}
+
+// Endpoints lists the endpoint table the workers read now, sorted by
+// address (IPv4 first), with each entry's port's interface, for the
+// agent's views. Not per packet: it takes the control-plane lock, under
+// which the endpoint table and the port set change together.
+func (d *Dataplane) Endpoints() []EndpointInfo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ports := d.ports.Load().ports
+	var out []EndpointInfo
+	for a, ep := range d.endpoints.Load().All() {
+		e := EndpointInfo{Addr: a, Port: ep.Port, MAC: ep.MAC}
+		if int(ep.Port) < len(ports) && ports[ep.Port] != nil {
+			e.Ifname = ports[ep.Port].Spec.Ifname
+		}
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b EndpointInfo) int { return a.Addr.Compare(b.Addr) })
+	return out
 }

@@ -1,0 +1,370 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/ringnet/ringnet/agent/api"
+)
+
+// TestMain lets a test run the command's main in a child process, to see
+// its exit status.
+func TestMain(m *testing.M) {
+	if os.Getenv("RINGNET_TEST_MAIN") == "1" {
+		os.Args = append([]string{"ringnet"}, strings.Fields(os.Getenv("RINGNET_TEST_ARGS"))...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// fake is a daemon with fixed answers: a node with two pods (one of them
+// not attached), routes and peers to two other nodes (one unresolved) and
+// some traffic.
+type fake struct{ empty bool }
+
+func (fake) Allocate(context.Context, api.Pod) (api.AllocateResponse, error) {
+	return api.AllocateResponse{}, errors.New("not here")
+}
+func (fake) Attach(context.Context, api.AttachRequest) error { return errors.New("not here") }
+func (fake) Release(context.Context, api.Pod) (api.ReleaseResponse, error) {
+	return api.ReleaseResponse{}, errors.New("not here")
+}
+func (fake) Check(context.Context, api.Pod) (api.CheckResponse, error) {
+	return api.CheckResponse{}, errors.New("not here")
+}
+func (fake) GC(context.Context, api.GCRequest) (api.GCResponse, error) {
+	return api.GCResponse{}, errors.New("not here")
+}
+
+func (f fake) Status(context.Context) (api.Status, error) {
+	if f.empty {
+		return api.Status{Ready: true, PodCIDRs: []string{"10.244.0.0/24"}, Workers: 1,
+			Tables: map[string]int{"endpoints": 0, "ports": 0, "peers": 0, "routes": 0}}, nil
+	}
+	return fakeStatus, nil
+}
+
+func (f fake) Endpoints(context.Context) (api.EndpointList, error) {
+	if f.empty {
+		return api.EndpointList{Endpoints: []api.Endpoint{}}, nil
+	}
+	return fakeEndpoints, nil
+}
+
+func (f fake) Routes(context.Context) (api.RouteList, error) {
+	if f.empty {
+		return api.RouteList{Routes: []api.Route{}}, nil
+	}
+	return fakeRoutes, nil
+}
+
+func (f fake) Peers(context.Context) (api.PeerList, error) {
+	if f.empty {
+		return api.PeerList{Peers: []api.Peer{}}, nil
+	}
+	return fakePeers, nil
+}
+
+func (f fake) Stats(context.Context) (api.Stats, error) {
+	st := fakeStats()
+	if f.empty {
+		st.Ports = []api.PortStats{}
+		for i := range st.Reasons {
+			st.Reasons[i].Count = 0
+		}
+	}
+	return st, nil
+}
+
+var (
+	port0, port7 = 0, 7
+	fakeStatus   = api.Status{Ready: true, PodCIDRs: []string{"10.244.1.0/24", "fd00:244:1::/64"}, Ports: 2, Allocated: 2, Workers: 2,
+		Uplink: &api.Uplink{Interface: "uplink0", Address: "192.168.50.1", VtepMAC: "02:aa:00:00:00:01", VXLANPort: 8472, VNI: 1},
+		Peers:  2, PeersUnresolved: 1, Tables: map[string]int{"endpoints": 2, "ports": 2, "peers": 2, "routes": 3}}
+	fakeEndpoints = api.EndpointList{Endpoints: []api.Endpoint{
+		{Address: "10.244.1.2", Interface: "rn3f2a9c0d1e4", Port: &port0, MAC: "02:00:00:00:00:0a", Attached: true,
+			PodNamespace: "shop", PodName: "web-7d4b9", ContainerID: "0123456789abcdef0123", IfName: "eth0"},
+		{Address: "fd00:244:1::2", Interface: "rn3f2a9c0d1e4", Port: &port0, MAC: "02:00:00:00:00:0a", Attached: true,
+			PodNamespace: "shop", PodName: "web-7d4b9", ContainerID: "0123456789abcdef0123", IfName: "eth0"},
+		{Address: "10.244.1.9", Interface: "rna", Port: &port7, MAC: "02:00:00:00:00:0b", Attached: true},
+		{Address: "10.244.1.3", Interface: "rn0000000000b", MAC: "02:00:00:00:00:0c", PodName: "db", ContainerID: "ffff", IfName: "eth0"},
+	}}
+	fakeRoutes = api.RouteList{Routes: []api.Route{
+		{Prefix: "10.244.2.0/24", Kind: api.RouteRemoteNode, Peer: "node-b", PeerAddress: "192.168.50.2", Tunnel: api.TunnelVXLAN},
+		{Prefix: "10.244.3.0/24", Kind: api.RouteRemoteNode, Peer: "node-c", PeerAddress: "192.168.60.1", Tunnel: api.TunnelIPIP},
+		{Prefix: "10.244.9.9/32", Kind: api.RouteLocalPort, Port: &port7},
+		{Prefix: "fd00:244:2::/64", Kind: api.RouteRemoteNode, Peer: "node-b", PeerAddress: "192.168.50.2", Tunnel: api.TunnelVXLAN},
+	}}
+	fakePeers = api.PeerList{Peers: []api.Peer{
+		{Name: "node-b", Address: "192.168.50.2", Tunnel: api.TunnelVXLAN, NextHopMAC: "02:aa:00:00:00:02", Resolved: true,
+			VtepMAC: "02:aa:00:00:00:02", PodCIDRs: []string{"10.244.2.0/24", "fd00:244:2::/64"}},
+		{Name: "node-c", Address: "192.168.60.1", Tunnel: api.TunnelIPIP, PodCIDRs: []string{"10.244.3.0/24"}},
+	}}
+)
+
+func fakeStats() api.Stats {
+	return api.Stats{
+		Ports: []api.PortStats{
+			{ID: 0, Interface: "rn3f2a9c0d1e4", Kind: api.PortPod, RxFrames: 1200, TxFrames: 1180, XSKRxRingFull: 3, XSKRxFillRingEmpty: 1},
+			{ID: 1, Interface: "uplink0", Kind: api.PortUplink, RxFrames: 800, TxFrames: 790},
+			{ID: 0xffff, Interface: "ringnet0", Kind: api.PortHost, RxFrames: 12, TxFrames: 15},
+		},
+		Workers: []api.WorkerStats{{ID: 0, Forwarded: 1000, Punted: 17, Dropped: 3, Busy: 0.125}, {ID: 1, Forwarded: 960, Busy: 0}},
+		Reasons: []api.ReasonCount{
+			{Reason: "forwarded", Group: api.GroupForwarded, Count: 1170},
+			{Reason: "arp_reply", Group: api.GroupForwarded, Count: 0},
+			{Reason: "ttl_expired", Group: api.GroupPunted, Count: 2},
+			{Reason: "no_route", Group: api.GroupPunted, Count: 15},
+			{Reason: "to_host", Group: api.GroupPunted, Count: 0},
+			{Reason: "multicast", Group: api.GroupDropped, Count: 3},
+			{Reason: "to_peer", Group: api.GroupForwarded, Count: 790},
+			{Reason: "peer_unresolved", Group: api.GroupDropped, Count: 0},
+		},
+	}
+}
+
+// serveFake serves h on a unix socket and returns the socket's path.
+func serveFake(t *testing.T, h api.Handler) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "ringnetd.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.NewServer(h)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return sock
+}
+
+// ringnet runs the command with args and returns what it printed.
+func ringnet(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var o, e bytes.Buffer
+	err = run(args, &o, &e)
+	return o.String(), e.String(), err
+}
+
+func TestTables(t *testing.T) {
+	sock := serveFake(t, fake{})
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"status"}, `
+ready                true
+pod CIDRs            10.244.1.0/24, fd00:244:1::/64
+pods with addresses  2
+ports attached       2
+workers              2
+uplink               uplink0, address 192.168.50.1, VTEP MAC 02:aa:00:00:00:01, VXLAN port 8472, VNI 1
+peers                2 (1 unresolved: see ringnet peers)
+table entries        endpoints 2, peers 2, ports 2, routes 3
+`},
+		{[]string{"endpoints"}, `
+ADDRESS        PORT  INTERFACE      MAC                POD             CONTAINER          STATE
+10.244.1.2     0     rn3f2a9c0d1e4  02:00:00:00:00:0a  shop/web-7d4b9  0123456789ab/eth0  attached
+fd00:244:1::2  0     rn3f2a9c0d1e4  02:00:00:00:00:0a  shop/web-7d4b9  0123456789ab/eth0  attached
+10.244.1.9     7     rna            02:00:00:00:00:0b  -               -                  attached
+10.244.1.3     -     rn0000000000b  02:00:00:00:00:0c  db              ffff/eth0          not attached
+`},
+		{[]string{"routes"}, `
+PREFIX           KIND        PEER                 PEER ADDRESS  TUNNEL
+10.244.2.0/24    RemoteNode  node-b               192.168.50.2  VXLAN
+10.244.3.0/24    RemoteNode  node-c               192.168.60.1  IPIP
+10.244.9.9/32    LocalPort   (this node: port 7)  -             -
+fd00:244:2::/64  RemoteNode  node-b               192.168.50.2  VXLAN
+`},
+		{[]string{"peers"}, `
+NAME    ADDRESS       TUNNEL  NEXT-HOP MAC       VTEP MAC           POD CIDRS
+node-b  192.168.50.2  VXLAN   02:aa:00:00:00:02  02:aa:00:00:00:02  10.244.2.0/24,fd00:244:2::/64
+node-c  192.168.60.1  IPIP    unresolved         -                  10.244.3.0/24
+`},
+		{[]string{"stats"}, `
+PORT           ID     KIND    RX FRAMES  TX FRAMES  XSK DROPS  FILL RING EMPTY
+rn3f2a9c0d1e4  0      pod     1200       1180       3          1
+uplink0        1      uplink  800        790        0          0
+ringnet0       65535  host    12         15         0          0
+
+WORKER  FORWARDED  PUNTED  DROPPED  BUSY
+0       1000       17      3        12.5%
+1       960        0       0        0.0%
+
+GROUP      REASON       FRAMES
+forwarded  forwarded    1170
+forwarded  to_peer      790
+punted     ttl_expired  2
+punted     no_route     15
+dropped    multicast    3
+
+total: forwarded 1960, punted 17, dropped 3 (reasons with no frames left out; --all lists them)
+`},
+		{[]string{"stats", "--all"}, `
+PORT           ID     KIND    RX FRAMES  TX FRAMES  XSK DROPS  FILL RING EMPTY
+rn3f2a9c0d1e4  0      pod     1200       1180       3          1
+uplink0        1      uplink  800        790        0          0
+ringnet0       65535  host    12         15         0          0
+
+WORKER  FORWARDED  PUNTED  DROPPED  BUSY
+0       1000       17      3        12.5%
+1       960        0       0        0.0%
+
+GROUP      REASON           FRAMES
+forwarded  forwarded        1170
+forwarded  arp_reply        0
+forwarded  to_peer          790
+punted     ttl_expired      2
+punted     no_route         15
+punted     to_host          0
+dropped    multicast        3
+dropped    peer_unresolved  0
+
+total: forwarded 1960, punted 17, dropped 3
+`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			out, errOut, err := ringnet(t, append(tc.args, "--socket", sock)...)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, errOut)
+			}
+			if diff := cmp.Diff(strings.TrimPrefix(tc.want, "\n"), out); diff != "" {
+				t.Errorf("output (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestEmptyTables: a node without pods or peers says so in words.
+func TestEmptyTables(t *testing.T) {
+	sock := serveFake(t, fake{empty: true})
+	for cmd, want := range map[string]string{
+		"endpoints": "No endpoints: no pod has an address or a port on this node.\n",
+		"routes":    "No routes: no other node is known",
+		"peers":     "No peers: no other node is known",
+		"status":    "uplink               none (not in a cluster: no --cluster or --kubernetes)\npeers                0\n",
+		"stats":     "(no ports)\n",
+	} {
+		out, _, err := ringnet(t, cmd, "--socket", sock)
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("ringnet %s: %v, printed\n%s\nwant it to contain %q", cmd, err, out, want)
+		}
+	}
+	out, _, _ := ringnet(t, "stats", "--socket", sock)
+	if !strings.Contains(out, "(no frames yet)") {
+		t.Errorf("stats with no frames printed\n%s", out)
+	}
+}
+
+// TestJSON: --output json (and -o json) prints what the daemon answered,
+// stats without the reasons with no frames unless --all.
+func TestJSON(t *testing.T) {
+	sock := serveFake(t, fake{})
+	check := func(args []string, got, want any) {
+		t.Helper()
+		out, errOut, err := ringnet(t, append(args, "--socket", sock)...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, errOut)
+		}
+		if err := json.Unmarshal([]byte(out), got); err != nil {
+			t.Fatalf("%v printed no JSON: %v\n%s", args, err, out)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%v (-want +got):\n%s", args, diff)
+		}
+	}
+	check([]string{"status", "--output", "json"}, &api.Status{}, &fakeStatus)
+	check([]string{"endpoints", "-o", "json"}, &api.EndpointList{}, &fakeEndpoints)
+	check([]string{"routes", "-o=json"}, &api.RouteList{}, &fakeRoutes)
+	check([]string{"peers", "--output=json"}, &api.PeerList{}, &fakePeers)
+	all := fakeStats()
+	check([]string{"stats", "-o", "json", "--all"}, &api.Stats{}, &all)
+	nonZero := fakeStats()
+	nonZero.Reasons = []api.ReasonCount{nonZero.Reasons[0], nonZero.Reasons[2], nonZero.Reasons[3], nonZero.Reasons[5], nonZero.Reasons[6]}
+	check([]string{"stats", "-o", "json"}, &api.Stats{}, &nonZero)
+}
+
+func TestErrors(t *testing.T) {
+	sock := serveFake(t, fake{})
+	down := filepath.Join(t.TempDir(), "nobody.sock")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"endpoints", "--socket", down}, []string{"ringnetd is not reachable at " + down, "start it in the node's network namespace: ringnetd --pod-cidr", "--socket"}},
+		{[]string{"status", "--socket", down}, []string{"ringnetd is not reachable", "ringnetd --pod-cidr"}},
+		{[]string{"routes", "--socket", sock, "-o", "yaml"}, []string{`--output "yaml": want table or json`}},
+		{[]string{"peers", "--socket", sock, "extra"}, []string{"ringnet peers takes no arguments"}},
+		{[]string{"stats", "--socket", sock, "--bogus"}, []string{"flag provided but not defined: -bogus"}},
+		{[]string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
+		{nil, []string{"no command"}},
+	} {
+		_, _, err := ringnet(t, tc.args...)
+		if err == nil {
+			t.Errorf("%v: no error", tc.args)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q does not say %q", tc.args, err, w)
+			}
+		}
+	}
+	// A daemon older than the command.
+	old := filepath.Join(t.TempDir(), "old.sock")
+	ln, err := net.Listen("unix", old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.NotFoundHandler()}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	if _, _, err := ringnet(t, "peers", "--socket", old); err == nil || !strings.Contains(err.Error(), "does not serve this request") ||
+		!strings.Contains(err.Error(), "as new as this ringnet") {
+		t.Errorf("old daemon: %v", err)
+	}
+	// --help is no error.
+	if _, errOut, err := ringnet(t, "stats", "--help"); err != nil || !strings.Contains(errOut, "-all") || !strings.Contains(errOut, "-socket") {
+		t.Errorf("stats --help: %v\n%s", err, errOut)
+	}
+}
+
+// TestUnavailable: policy, services and flows say what is missing and exit
+// with status 2, whatever their arguments.
+func TestUnavailable(t *testing.T) {
+	for cmd, want := range map[string]string{
+		"policy":   "NetworkPolicy",
+		"services": "Services",
+		"flows":    "flow log",
+	} {
+		_, _, err := ringnet(t, cmd, "--follow")
+		var u *unavailableError
+		if !errors.As(err, &u) || !strings.Contains(err.Error(), "not available in this version") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v; want unavailable, naming %s", cmd, err, want)
+		}
+		c := exec.Command(os.Args[0], "-test.run=^$")
+		c.Env = append(os.Environ(), "RINGNET_TEST_MAIN=1", "RINGNET_TEST_ARGS="+cmd+" --follow")
+		out, err := c.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitUnavailable || !strings.HasPrefix(string(out), "ringnet: "+cmd+" is not available") {
+			t.Errorf("ringnet %s: %v, printed %q; want exit status 2 and the reason", cmd, err, out)
+		}
+	}
+	// Other failures exit with 1.
+	c := exec.Command(os.Args[0], "-test.run=^$")
+	c.Env = append(os.Environ(), "RINGNET_TEST_MAIN=1", "RINGNET_TEST_ARGS=status --socket "+filepath.Join(t.TempDir(), "none"))
+	var ee *exec.ExitError
+	if _, err := c.CombinedOutput(); !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("ringnet status with no daemon: %v; want exit status 1", err)
+	}
+}

@@ -1,0 +1,28 @@
+package main
+
+// Commands the issue asks for whose feature ringnetd does not have yet.
+// They exist so that an operator (or a script) learns that plainly, with
+// exit status 2, instead of "unknown command" or an empty table.
+
+// unavailableError is the answer of a command whose feature is missing.
+type unavailableError struct {
+	command string
+	missing string // the feature ringnetd lacks, and what happens meanwhile
+}
+
+func (e *unavailableError) Error() string {
+	return e.command + " is not available in this version of ringnet: " + e.missing
+}
+
+var unavailable = map[string]*unavailableError{
+	"policy": {"policy", "ringnetd does not enforce NetworkPolicy yet " +
+		"(missing feature: NetworkPolicy in the fast path; the verdict table, tables/policy, exists but the agent " +
+		"compiles no policy into it), so every pod may reach every other and there is no policy to show"},
+	"services": {"services", "ringnetd does not load-balance Services yet " +
+		"(missing feature: Services in the fast path, Maglev and NAT; tables/service exists but the agent fills " +
+		"no service table), so pods' traffic to Service addresses goes to the node's kernel through the slow path, " +
+		"like that to any address ringnet does not route (no_route in ringnet stats)"},
+	"flows": {"flows", "ringnetd keeps no flow log yet " +
+		"(missing feature: the flow log, and with it flows --follow and its filters); " +
+		"per-reason counts are in ringnet stats"},
+}
