@@ -5,7 +5,7 @@
 // Data flow: a source fills a [Cluster] and the agent compiles it into the
 // fast path's tables. Today the source is a static cluster file, read by
 // [Parse] or [Load] ([Default] is the embedded example the demo and the
-// tests run); later client-go informers on Nodes will fill the same model.
+// tests run); agent/k8s fills the same model from client-go informers on Nodes.
 // Kubernetes types stop at that source: nothing here imports them. The
 // compiler asks [Cluster.TunnelBetween] how this node reaches each other
 // node's pod CIDRs (tables/route's Tunnel), and agent/underlay resolves each

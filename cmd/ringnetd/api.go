@@ -62,8 +62,10 @@ func addCNIFlags(fs *flag.FlagSet) *cniFlags {
 // calls and the ringnet CLI's views. The returned stop function closes the
 // server and the store.
 func startAPI(c *cniFlags, dp *pipeline.Dataplane, log *slog.Logger) (stop func(), err error) {
-	if c.mtu < 576 || c.mtu > 9000 {
-		return nil, fmt.Errorf("--mtu %d out of range [576, 9000]", c.mtu)
+	fs := dp.Config().XSK.FrameSize
+	if max := pipeline.MaxMTU(fs); c.mtu < 576 || c.mtu > max {
+		return nil, fmt.Errorf("--mtu %d out of range [576, %d]: frames of --frame-size %d hold at most MTU %d (--frame-size 4096: %d)",
+			c.mtu, max, fs, max, pipeline.MaxMTU(4096))
 	}
 	store, err := ipam.Open(filepath.Join(c.stateDir, "ipam.db"), c.podCIDRs)
 	if err != nil {

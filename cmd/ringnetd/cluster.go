@@ -263,6 +263,12 @@ func (x *crossNode) apply(fs *flag.FlagSet, cni *cniFlags, log *slog.Logger) err
 	}
 	given := false
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "mtu" })
+	if f := fs.Lookup("frame-size"); f != nil {
+		if size, err := strconv.ParseUint(f.Value.String(), 10, 32); err == nil && x.mtu > pipeline.MaxMTU(uint32(size)) {
+			log.Info("pod MTU capped by the AF_XDP frame size", "tunnel_mtu", x.mtu, "frame_size", size, "pod_mtu", pipeline.MaxMTU(uint32(size)))
+			x.mtu = pipeline.MaxMTU(uint32(size))
+		}
+	}
 	if !given {
 		if err := fs.Set("mtu", strconv.Itoa(x.mtu)); err != nil {
 			return err

@@ -1,6 +1,7 @@
-// Command ringnetd is ringnet's node daemon. This first version reads a
-// static file listing the node's pods and forwards between them through the
-// AF_XDP fast path.
+// Command ringnetd is ringnet's node daemon: the agent (the cluster from a
+// static file or the Kubernetes API, IPAM, the CNI plugin's and the CLI's
+// API, metrics), the tables, the AF_XDP fast path on every pod veth and the
+// uplink, and the TAP slow path, in one process.
 //
 // Run it inside the node's network namespace. SIGUSR1 prints the per-port and
 // per-reason counters; SIGINT and SIGTERM detach every XDP program, close
@@ -91,7 +92,7 @@ func run(args []string, out io.Writer) error {
 	cpus := fs.String("cpus", "", "comma-separated CPUs to pin workers to (worker i on the i-th, round robin); empty: not pinned")
 	busy := fs.Bool("busy-poll", false, "spin on the rings instead of sleeping when idle (lowest latency, one core per worker)")
 	batch := fs.Int("batch", 64, "frames per RX batch")
-	xdpMode := fs.String("xdp-mode", "native", "how XDP attaches to pod veths: native or generic")
+	xdpMode := fs.String("xdp-mode", "native", "how XDP attaches to pod veths and the uplink: native or generic")
 	bind := fs.String("bind", "auto", "AF_XDP bind mode: auto, copy or zero-copy (veth has copy only)")
 	frames := fs.Uint("frames", xsk.DefaultNumFrames, "UMEM frames per socket")
 	frameSize := fs.Uint("frame-size", xsk.DefaultFrameSize, "UMEM frame size: 2048 or 4096")

@@ -135,9 +135,19 @@ type Dataplane struct {
 	wake    []int       // eventfd per worker, to end a poll(2) early
 }
 
+// MaxMTU is the largest IP packet a pod (or the uplink) may send for frames
+// of frameSize bytes: in copy mode the kernel places a received frame
+// behind XDP_PACKET_HEADROOM (256 bytes) in its chunk, and the Ethernet
+// header takes 14 more. Larger frames are dropped by the kernel
+// (xsk_rx_dropped).
+func MaxMTU(frameSize uint32) int { return int(frameSize) - 256 - 14 }
+
 // New makes a dataplane with no ports. Start runs its workers.
 func New(cfg Config) (*Dataplane, error) {
 	cfg = cfg.withDefaults()
+	if cfg.Batch < 1 || cfg.Batch > 4096 {
+		return nil, fmt.Errorf("dataplane: batch %d out of range [1, 4096]", cfg.Batch)
+	}
 	if cfg.Workers < 1 || cfg.Workers > 64 {
 		return nil, fmt.Errorf("dataplane: %d workers out of range [1, 64]", cfg.Workers)
 	}
