@@ -11,6 +11,11 @@
 //	                informers on Nodes, this node's registration (ringnet's
 //	                and Flannel's annotations, NetworkUnavailable=False),
 //	                its pod CIDRs. Kubernetes types stop there.
+//	agent/netpol    the NetworkPolicy compiler: namespaces, pods (labels,
+//	                addresses, named ports) and networking.k8s.io/v1
+//	                policies to identities and a tables/policy snapshot,
+//	                checked against a reference evaluator. Not yet wired to
+//	                the fast path.
 //	agent/metrics   Prometheus metrics over the dataplane's counters, and
 //	                /healthz, /readyz.
 //	agent/underlay  the MACs of the peer nodes' underlay next hops, from the
