@@ -13,6 +13,7 @@ import (
 	"github.com/ringnet/ringnet/fastpath/stats"
 	"github.com/ringnet/ringnet/fastpath/xdp"
 	"github.com/ringnet/ringnet/fastpath/xsk"
+	"github.com/ringnet/ringnet/tables/conntrack"
 	"github.com/ringnet/ringnet/tables/endpoint"
 )
 
@@ -40,6 +41,9 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Gateway is the pods' link-local gateway.
 	Gateway Gateway
+	// ConntrackCapacity is the connections tracked for NetworkPolicy
+	// (default DefaultConntrackCapacity), allocated at the first SetPolicy.
+	ConntrackCapacity int
 	// Logger receives the rare errors of workers (never per packet);
 	// default slog.Default().
 	Logger *slog.Logger
@@ -110,14 +114,16 @@ type portSet struct {
 type Dataplane struct {
 	cfg Config
 
-	ports     atomic.Pointer[portSet]        // written under mu, read by workers per step
-	endpoints atomic.Pointer[endpoint.Table] // written under mu, read by workers per step
-	host      atomic.Pointer[hostTable]      // written under mu (SetHost), read by workers per step; nil: no slow path yet
-	under     atomic.Pointer[underlay]       // written under mu (SetRoutes, AddUplink), read by workers per step; nil: no uplink
-	routes    Routes                         // guarded by mu: the last SetRoutes, recompiled when the uplink changes
-	hostPort  *HostPort                      // set under mu before Start, then fixed; nil: no slow path
-	hostGen   uint64                         // guarded by mu
-	epoch     time.Time                      // zero of the workers' clock for token buckets
+	ports     atomic.Pointer[portSet]         // written under mu, read by workers per step
+	endpoints atomic.Pointer[endpoint.Table]  // written under mu, read by workers per step
+	host      atomic.Pointer[hostTable]       // written under mu (SetHost), read by workers per step; nil: no slow path yet
+	under     atomic.Pointer[underlay]        // written under mu (SetRoutes, AddUplink), read by workers per step; nil: no uplink
+	routes    Routes                          // guarded by mu: the last SetRoutes, recompiled when the uplink changes
+	policy    atomic.Pointer[Policy]          // written under mu (SetPolicy), read by workers per step; nil: no enforcement
+	ct        atomic.Pointer[conntrack.Table] // made once under mu by the first SetPolicy; the table itself is concurrent
+	hostPort  *HostPort                       // set under mu before Start, then fixed; nil: no slow path
+	hostGen   uint64                          // guarded by mu
+	epoch     time.Time                       // zero of the workers' clock for token buckets
 
 	// wakeMu guards the workers' eventfds (Worker.wakeFD) against being
 	// closed while the slow path writes to one: Start and Close take it

@@ -196,7 +196,7 @@ var decapReason = [encap.NumErrors]stats.Reason{
 // fragmentation needed (IPv6: packet too big) when it is too big for the
 // tunnel, else its TTL is decremented (frames from pods) and the worker
 // sends it to the peer (vTunnel, with f.peer set).
-func (f *forwarder) toPeer(frame []byte, idx uint16) (verdict, uint16, uint32, stats.Reason) {
+func (f *forwarder) toPeer(frame []byte, idx uint16, eps *endpoint.Table) (verdict, uint16, uint32, stats.Reason) {
 	u, p := f.under, &f.p
 	if int(idx) >= len(u.peers) {
 		return vDrop, 0, 0, stats.NoRoute
@@ -216,6 +216,9 @@ func (f *forwarder) toPeer(frame []byte, idx uint16) (verdict, uint16, uint32, s
 	if !f.fromHost {
 		if p.TTL <= 1 {
 			return f.exception(frame, PuntTTLExpired)
+		}
+		if !f.admit(eps) {
+			return vDrop, 0, 0, stats.PolicyDenied
 		}
 		decrementTTL(frame, p)
 	}
@@ -298,6 +301,9 @@ func (f *forwarder) fromPeer(frame []byte, eps *endpoint.Table) (verdict, uint16
 	}
 	if p.TTL <= 1 {
 		return vDrop, 0, stats.TTLExpired
+	}
+	if !f.admit(eps) {
+		return vDrop, 0, stats.PolicyDenied
 	}
 	decrementTTL(frame, p)
 	f.rewriteL2(frame, ep.MAC)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/ringnet/ringnet/fastpath/packet"
 	"github.com/ringnet/ringnet/fastpath/stats"
+	"github.com/ringnet/ringnet/tables/conntrack"
 	"github.com/ringnet/ringnet/tables/endpoint"
 	"github.com/ringnet/ringnet/tables/route"
 )
@@ -40,11 +41,13 @@ type forwarder struct {
 	bcast [4]byte
 
 	// Set by the worker once per batch.
-	host     *hostTable // nil: no slow path; punt-list frames are dropped, no ICMP errors
-	fromHost bool       // the frames come from the host (the slow path), not a pod port
-	from     *Port      // the pod port the frames come from; nil for the host
-	under    *underlay  // nil: no uplink; nothing is sent to peer nodes
-	now      int64      // ns, the worker's monotonic clock, for the token buckets
+	host     *hostTable       // nil: no slow path; punt-list frames are dropped, no ICMP errors
+	fromHost bool             // the frames come from the host (the slow path), not a pod port
+	from     *Port            // the pod port the frames come from; nil for the host
+	under    *underlay        // nil: no uplink; nothing is sent to peer nodes
+	pol      *Policy          // nil: no NetworkPolicy enforcement
+	ct       *conntrack.Table // with pol: the connections policy admitted
+	now      int64            // ns, the worker's monotonic clock, for the token buckets
 
 	buckets [NumPuntClasses]bucket // per punt class; written by this worker only
 	ipID    uint16                 // IPv4 identification of the ICMP errors we send
@@ -108,7 +111,7 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 		if !ok {
 			if u := f.under; u != nil {
 				if nh, ok := u.routes.Lookup4(dst); ok && nh.Kind == route.RemoteNode {
-					return f.toPeer(frame, nh.Node)
+					return f.toPeer(frame, nh.Node, eps)
 				}
 			}
 			if dst == f.gw.IPv4 {
@@ -119,6 +122,9 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 		if !f.fromHost {
 			if p.TTL <= 1 {
 				return f.exception(frame, PuntTTLExpired)
+			}
+			if !f.admit(eps) {
+				return vDrop, 0, 0, stats.PolicyDenied
 			}
 			packet.IPv4(frame[p.L3Off:]).DecrementTTL()
 		}
@@ -149,7 +155,7 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 		if !ok {
 			if u := f.under; u != nil {
 				if nh, ok := u.routes.Lookup(p.Dst); ok && nh.Kind == route.RemoteNode {
-					return f.toPeer(frame, nh.Node)
+					return f.toPeer(frame, nh.Node, eps)
 				}
 			}
 			switch {
@@ -163,6 +169,9 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 		if !f.fromHost {
 			if p.TTL <= 1 {
 				return f.exception(frame, PuntTTLExpired)
+			}
+			if !f.admit(eps) {
+				return vDrop, 0, 0, stats.PolicyDenied
 			}
 			packet.IPv6(frame[p.L3Off:]).SetHopLimit(p.TTL - 1)
 		}

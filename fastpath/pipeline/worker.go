@@ -114,9 +114,10 @@ func (w *Worker) step() int {
 	w.account(now)
 	eps := w.dp.endpoints.Load()
 	w.fwd.under = w.dp.under.Load()
+	w.fwd.pol, w.fwd.ct = w.dp.policy.Load(), w.dp.ct.Load()
+	w.fwd.now = now
 	if w.toHost != nil {
 		w.fwd.host = w.dp.host.Load()
-		w.fwd.now = now
 	}
 	w.fwd.fromHost = false
 	work := 0

@@ -1,0 +1,151 @@
+package pipeline
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/ringnet/ringnet/fastpath/packet"
+	"github.com/ringnet/ringnet/tables/conntrack"
+	"github.com/ringnet/ringnet/tables/endpoint"
+	"github.com/ringnet/ringnet/tables/policy"
+)
+
+// Policy is NetworkPolicy as the fast path enforces it: the compiled
+// verdict table (tables/policy) and the identity of every pod address in
+// the cluster, local or not (a pod not in Identity is treated as no pod:
+// unselected when local, matched only by ipBlocks when a peer).
+//
+// Enforcement is stateful. The first packet of a connection is checked
+// against egress policy if its source is a pod on this node and against
+// ingress policy if its destination is; if both allow it, the connection
+// is tracked (tables/conntrack) and its later packets, both ways, pass on
+// the tracked entry. Each node checks its own pods, so a connection
+// between two nodes is checked for egress on one and ingress on the other.
+//
+// Policy changes: a new Policy applies to new connections at once, and to
+// every tracked connection at its next packet: entries carry the Gen of
+// the policy that admitted them, and one from an older Gen is checked
+// again, in its original direction, against the new policy, then kept (and
+// relabelled) or deleted and its packet dropped. So a policy that removes
+// access cuts existing connections too, as soon as they send.
+//
+// Not checked: traffic between the node and its own pods (the host is
+// always allowed to reach its pods, as kubelet's probes need), frames the
+// fast path punts to the host, non-first fragments, and ICMP errors.
+type Policy struct {
+	Table    *policy.Table
+	Identity map[netip.Addr]uint32
+	Gen      uint32
+}
+
+// DefaultConntrackCapacity is the number of connections tracked when the
+// dataplane does not say otherwise: about 10 MiB.
+const DefaultConntrackCapacity = 65536
+
+// SetPolicy publishes p, or with nil stops enforcing NetworkPolicy. The
+// first call makes the connection tracking table (Config.ConntrackCapacity
+// connections, allocated once).
+func (d *Dataplane) SetPolicy(p *Policy) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p != nil && p.Table == nil {
+		return errors.New("dataplane: policy without a table")
+	}
+	if p != nil && d.ct.Load() == nil {
+		n := d.cfg.ConntrackCapacity
+		if n == 0 {
+			n = DefaultConntrackCapacity
+		}
+		ct, err := conntrack.New(conntrack.Config{Capacity: n})
+		if err != nil {
+			return err
+		}
+		d.ct.Store(ct)
+	}
+	d.policy.Store(p)
+	return nil
+}
+
+// Conntrack returns the connection tracking table, nil until SetPolicy
+// first publishes a policy. The control plane sweeps it.
+func (d *Dataplane) Conntrack() *conntrack.Table { return d.ct.Load() }
+
+// admit applies policy to the parsed packet about to be forwarded, with
+// its connection tracked in f.ct. It reports whether the packet may pass.
+func (f *forwarder) admit(eps *endpoint.Table) bool {
+	pol := f.pol
+	if pol == nil {
+		return true
+	}
+	p := &f.p
+	if (p.Fragment && !p.FirstFragment) || isICMPError(p) {
+		return true
+	}
+	now := conntrack.TimeOf(time.Duration(f.now))
+	sport := p.SrcPort
+	if p.IPProto == packet.ProtoICMP || p.IPProto == packet.ProtoICMPv6 {
+		sport = p.DstPort // echo: the identifier both ways (conntrack.EchoKey); other ICMP: 0
+	}
+	k := conntrack.KeyFrom(p.Src, p.Dst, sport, p.DstPort, p.IPProto)
+	if c, ok := f.ct.Lookup(k, now); ok {
+		if c.Label == pol.Gen {
+			f.ct.Update(&c, p.TCPFlags, now)
+			return true
+		}
+		o := c.Orig()
+		if f.allowed(eps, netip.AddrFrom16(o.Src).Unmap(), netip.AddrFrom16(o.Dst).Unmap(), o.DstPort, o.Proto) {
+			f.ct.SetLabel(&c, pol.Gen)
+			f.ct.Update(&c, p.TCPFlags, now)
+			return true
+		}
+		f.ct.Delete(k)
+		return false
+	}
+	if !f.allowed(eps, p.Src, p.Dst, p.DstPort, p.IPProto) {
+		return false
+	}
+	// A refused insert (table busy) leaves the connection untracked: its
+	// next packet is checked again.
+	f.ct.Insert(k, conntrack.NAT{}, pol.Gen, now)
+	return true
+}
+
+// allowed is the policy verdict for the first packet of a connection from
+// src to dst: egress for a source pod on this node, ingress for a
+// destination pod on this node.
+func (f *forwarder) allowed(eps *endpoint.Table, src, dst netip.Addr, dport uint16, proto uint8) bool {
+	pol := f.pol
+	sid, did := pol.Identity[src], pol.Identity[dst]
+	if _, local := eps.Lookup(src); local && sid != 0 {
+		k := policy.Key{Local: sid, Peer: did, PeerCIDR: pol.Table.CIDR(dst), Port: dport, Proto: proto, Dir: policy.Egress}
+		if !pol.Table.Verdict(k).Allowed() {
+			return false
+		}
+	}
+	if _, local := eps.Lookup(dst); local && did != 0 {
+		k := policy.Key{Local: did, Peer: sid, PeerCIDR: pol.Table.CIDR(src), Port: dport, Proto: proto, Dir: policy.Ingress}
+		if !pol.Table.Verdict(k).Allowed() {
+			return false
+		}
+	}
+	return true
+}
+
+// isICMPError reports whether p is an ICMP or ICMPv6 error message (they
+// are about a connection, not one of their own).
+func isICMPError(p *packet.Parsed) bool {
+	switch p.IPProto {
+	case packet.ProtoICMP:
+		return p.ICMPType == 3 || p.ICMPType == 11 || p.ICMPType == 12
+	case packet.ProtoICMPv6:
+		return p.ICMPType >= 1 && p.ICMPType <= 4
+	}
+	return false
+}
+
+// ConntrackNow is the connection tracking table's clock as the workers
+// read it, for Sweep.
+func (d *Dataplane) ConntrackNow() conntrack.Time {
+	return conntrack.TimeOf(time.Since(d.epoch))
+}
