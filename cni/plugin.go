@@ -315,7 +315,10 @@ func GC(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	var valid []api.Pod
+	// Absent or null, the list is empty: libcni sends it so when no
+	// attachment is valid (and has already run DEL for each it cached). The
+	// daemon's API wants the list explicit, so it is always sent.
+	valid := make([]api.Pod, 0, len(conf.ValidAttachments))
 	for _, a := range conf.ValidAttachments {
 		valid = append(valid, api.Pod{ContainerID: a.ContainerID, IfName: a.IfName})
 	}

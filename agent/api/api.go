@@ -30,6 +30,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -440,6 +441,19 @@ type Handler interface {
 	Stats(context.Context) (Stats, error)
 }
 
+// checkIDs rejects a container ID or interface name the CNI spec does not
+// allow. A '/' in either would make two attachments one: allocations are
+// keyed by "containerID/ifName".
+func checkIDs(containerID, ifName string) error {
+	switch {
+	case containerID == "" || ifName == "":
+		return &Error{Code: CodeInvalid, Message: "containerID and ifName are required"}
+	case strings.ContainsAny(containerID, "/\x00") || strings.ContainsAny(ifName, "/\x00") || len(ifName) > 15 || ifName == "." || ifName == "..":
+		return &Error{Code: CodeInvalid, Message: fmt.Sprintf("containerID %q or ifName %q is not valid (no '/', ifName at most 15 bytes)", containerID, ifName)}
+	}
+	return nil
+}
+
 // NewServer returns an HTTP server for h with bounded requests and
 // timeouts. Errors of type *Error keep their code; others are internal.
 func NewServer(h Handler) *http.Server {
@@ -485,10 +499,7 @@ func NewServer(h Handler) *http.Server {
 		if err := decode(r, &p); err != nil {
 			return p, err
 		}
-		if p.ContainerID == "" || p.IfName == "" {
-			return p, &Error{Code: CodeInvalid, Message: "containerID and ifName are required"}
-		}
-		return p, nil
+		return p, checkIDs(p.ContainerID, p.IfName)
 	}
 	handle("POST /v1/allocate", func(r *http.Request) (any, error) {
 		p, err := pod(r)
@@ -504,6 +515,9 @@ func NewServer(h Handler) *http.Server {
 		}
 		if a.ContainerID == "" || a.IfName == "" || a.HostIfname == "" || a.PodMAC == "" {
 			return nil, &Error{Code: CodeInvalid, Message: "containerID, ifName, hostIfname and podMAC are required"}
+		}
+		if err := checkIDs(a.ContainerID, a.IfName); err != nil {
+			return nil, err
 		}
 		return struct{}{}, h.Attach(r.Context(), a)
 	})
@@ -530,6 +544,16 @@ func NewServer(h Handler) *http.Server {
 		var g GCRequest
 		if err := decode(r, &g); err != nil {
 			return nil, err
+		}
+		// A missing list is not an empty one: releasing every pod must be
+		// asked for explicitly, with "valid": [].
+		if g.Valid == nil {
+			return nil, &Error{Code: CodeInvalid, Message: `gc needs "valid", the attachments still in use (an empty list releases every pod)`}
+		}
+		for _, p := range g.Valid {
+			if err := checkIDs(p.ContainerID, p.IfName); err != nil {
+				return nil, err
+			}
 		}
 		return h.GC(r.Context(), g)
 	})

@@ -1,37 +1,47 @@
-// Package k8s is Kubernetes as a source of the agent's cluster model: it
-// watches the API through client-go informers and hands the agent a
-// complete, validated [cluster.Cluster] each time what the model is made
-// of changes. Kubernetes types stop here: what leaves the package is
-// agent/cluster's model (only the clientset, from [Client], passes through
-// ringnetd's wiring), and nothing here touches a table.
-//
-// Today the model is the nodes; Pods, NetworkPolicies and Services come
-// later, each as an informer of the same factory beside the node one.
+// Package k8s is Kubernetes as a source of the agent's cluster model and
+// of its NetworkPolicy compiler's input: it watches the API through
+// client-go informers and hands the agent a complete, validated
+// [cluster.Cluster] each time what the model is made of changes
+// ([Source.Run]), and a complete [PolicyInput] each time what NetworkPolicy
+// is compiled from changes ([Source.RunPolicy]). Kubernetes types stop
+// here: what leaves the package is agent/cluster's model and agent/netpol's
+// input (only the clientset, from [Client], passes through ringnetd's
+// wiring), and nothing here touches a table.
 //
 // # Data flow and goroutines
+//
+// Run and RunPolicy each start their own shared informer factory (Run the
+// node informer; RunPolicy the namespace, pod and NetworkPolicy ones) and
+// their own batching of its events (the events type), and may run at the
+// same time. Each goes the same way:
 //
 //	kube-apiserver --watch--> shared informer factory (client-go goroutines)
 //	                             |  store updated, then handler called
 //	                             v
-//	                  Source.changed: note the event's time   (mutex)
+//	                  events.changed: note the event's time   (mutex)
 //	                             |  kick (chan, cap 1)
 //	                             v
 //	   Run's goroutine: wait Options.Debounce from the batch's first event,
 //	                    take the batch, build the model from the listers,
 //	                    SetDefaults + Validate, publish(c, first, last)
+//	   RunPolicy's:     the same wait, then convert and sort the listers'
+//	                    objects, publish(in, first, last)
 //
 // The informers' goroutines only record that something changed and when
-// (Source.pending, under Source.mu). Everything else, the listers' reads,
+// (events.pending, under events.mu). Everything else, the listers' reads,
 // the model, what has been logged about each node and the last model
-// published, belongs to the goroutine that calls [Source.Run]; publish
-// is called on it too. A burst of events gives one build and at most one
+// published, belongs to the goroutine that calls [Source.Run] (the
+// policy listers to the one that calls [Source.RunPolicy]); publish is
+// called on it too. A burst of events gives one build and at most one
 // call; a change that leaves the model as it was (a label, a status
 // heartbeat, a change undone within the batch) gives none: updates that
 // touch no field read below are dropped in the handler, and a model equal
 // to the last one published is not published again. The first and last
 // event times passed to publish are when the informer delivered the
 // earliest and the latest event of the batch (time.Now, monotonic), for
-// the "API event -> table published" histogram.
+// the "API event -> table published" histogram. Once the caches have
+// synced, a build follows even if no object was there to add (its times
+// are the sync's).
 //
 // The *cluster.Cluster handed to publish is new for each call and must be
 // treated as read-only from then on (the source compares the next model
@@ -122,16 +132,33 @@
 // retries on conflict. Both steps leave an already registered node as it
 // is.
 //
+// # Policy input
+//
+// RunPolicy converts every Namespace, Pod and NetworkPolicy (netpol.go
+// says how, field by field) and publishes them sorted, namespaces by name,
+// pods and policies by namespace and name. A pod without addresses
+// (pending, host network, finished) is in the input, without IPs. Updates
+// that leave an object's conversion as it was (a pod's conditions or
+// container statuses, annotations, a resource version) are dropped in
+// the handler; any other batch publishes, even one whose changes undo
+// each other. The informers keep of each object what the conversion reads
+// (slimPod, slimNamespace, slimNetworkPolicy): of a pod its name,
+// namespace, labels, hostNetwork, container ports, phase and
+// addresses. Each PolicyInput is new; its label maps and selector slices
+// are the informers' own, so it is read-only.
+//
 // [PodCIDRs] waits for the controller manager to give the node its pod
 // CIDRs (--allocate-node-cidrs), which ringnetd's IPAM takes; [Client]
 // makes the clientset from a kubeconfig or the pod's service account.
 //
 // # Adding a kind
 //
-// A new kind (Pods, say) is a file beside node.go: a watch function that
-// registers the kind's informer on the factory with Source.changed as its
-// handler (filtering updates that change nothing the model reads) and
-// keeps its lister, and its part of Source.build. Run starts, syncs and
-// stops every informer of the factory together, so one debounced build
-// sees all kinds at once.
+// A new kind (Services, say) is a file beside node.go and policy.go: a
+// watch function that registers the kind's informer on the factory with a
+// handler noting its events (handle, filtering updates that change
+// nothing that is built from it), keeps its lister, and its part of the
+// build. Source.follow starts, syncs and stops every informer of a
+// factory together, so one debounced build sees all of its kinds at once.
+// Add the kind's verbs (list, watch) to deploy/ringnet.yaml's ClusterRole
+// and to test/kubernetes's proof that the role is minimal.
 package k8s

@@ -13,7 +13,6 @@ import (
 	"github.com/ringnet/ringnet/agent/cluster"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/tools/cache"
 )
 
 // The annotations ringnetd writes on its node (Register) and reads on the
@@ -43,24 +42,15 @@ const (
 	FlannelKubeSubnetManager = "flannel.alpha.coreos.com/kube-subnet-manager"
 )
 
-// watchNodes adds the node informer to f, with s.changed as its handler,
-// and keeps its lister for build.
+// watchNodes adds the node informer to f, its events noted in
+// s.nodeEvents, and keeps its lister for build.
 func (s *Source) watchNodes(f informers.SharedInformerFactory) error {
 	inf := f.Core().V1().Nodes()
-	_, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { s.changed() },
-		UpdateFunc: func(old, new any) {
-			o, ok1 := old.(*corev1.Node)
-			n, ok2 := new.(*corev1.Node)
-			if ok1 && ok2 && nodeInputs(o) == nodeInputs(n) {
-				return // a resync, a heartbeat, a label: nothing the model reads
-			}
-			s.changed()
-		},
-		DeleteFunc: func(any) { s.changed() },
-	})
-	if err != nil {
-		return fmt.Errorf("node informer: %w", err)
+	// An update that leaves nodeInputs as they were is a resync, a
+	// heartbeat, a label: nothing the model reads.
+	sameNode := func(o, n *corev1.Node) bool { return nodeInputs(o) == nodeInputs(n) }
+	if err := handle(s.nodeEvents, "node", inf.Informer(), sameNode); err != nil {
+		return err
 	}
 	s.nodes = inf.Lister()
 	return nil

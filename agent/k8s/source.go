@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/ringnet/ringnet/agent/cluster"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 )
@@ -28,7 +27,8 @@ type Options struct {
 	// defaults (cluster.Cluster.SetDefaults).
 	Tunnel cluster.Tunnel
 	// Debounce is how long changes are batched, from the first change of
-	// a batch, before the model is built. Zero means DefaultDebounce.
+	// a batch, before the model (or the policy input) is built. Zero
+	// means DefaultDebounce.
 	Debounce time.Duration
 	// Resync is the informers' resync period; zero, the default, means
 	// none. Resyncs change nothing and publish nothing.
@@ -39,31 +39,30 @@ type Options struct {
 }
 
 // Source follows the cluster through the Kubernetes API and publishes
-// the model. Make one with New; Run it once.
+// the model (Run) and the NetworkPolicy compiler's input (RunPolicy).
+// Make one with New; call each of Run and RunPolicy at most once. They
+// may run at the same time: each has its own informers, events and
+// state.
 type Source struct {
-	client kubernetes.Interface
-	o      Options // defaults applied, tunnel included
+	client kubernetes.Interface // shared, read-only
+	o      Options              // defaults applied, tunnel included; read-only
 	log    *slog.Logger
 
-	mu      sync.Mutex    // guards pending
-	pending batch         // written by the informers' handlers (changed), taken by Run's loop
-	kick    chan struct{} // cap 1: a batch is pending; sent by changed, received by Run
+	nodeEvents   *events // the node informer's, for Run
+	policyEvents *events // the policy informers', for RunPolicy
 
 	// Owned by Run's goroutine.
 	nodes   listerscorev1.NodeLister // set by watchNodes before the informers start
 	last    *cluster.Cluster         // the last model published; nil before the first
 	said    map[string]notice        // per node, what was last logged about it
 	lastErr string                   // the last model error logged
-}
 
-// batch is the API events noticed since the last build: the times the
-// informers delivered the first and the last (zero when none).
-type batch struct {
-	first, last time.Time
+	// Owned by RunPolicy's goroutine.
+	policy policyListers // set by watchPolicy before the informers start
 }
 
 // New returns a source that reads the cluster through client. Nothing
-// happens until Run.
+// happens until Run or RunPolicy.
 func New(client kubernetes.Interface, o Options) *Source {
 	if o.Debounce <= 0 {
 		o.Debounce = DefaultDebounce
@@ -74,7 +73,7 @@ func New(client kubernetes.Interface, o Options) *Source {
 	c := cluster.Cluster{Tunnel: o.Tunnel}
 	c.SetDefaults()
 	o.Tunnel = c.Tunnel
-	return &Source{client: client, o: o, log: o.Log, kick: make(chan struct{}, 1), said: map[string]notice{}}
+	return &Source{client: client, o: o, log: o.Log, nodeEvents: newEvents(), policyEvents: newEvents(), said: map[string]notice{}}
 }
 
 // Run starts a shared informer factory (Nodes), waits for its caches to
@@ -89,83 +88,17 @@ func (s *Source) Run(ctx context.Context, publish func(c *cluster.Cluster, first
 	if err := tunnelProblem(s.o.Tunnel); err != nil {
 		return fmt.Errorf("tunnel: %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	f := informers.NewSharedInformerFactoryWithOptions(s.client, s.o.Resync, informers.WithTransform(slim))
-	defer func() {
-		cancel()
-		f.Shutdown() // waits for the informers' goroutines, which stop with ctx
-	}()
-	if err := s.watchNodes(f); err != nil {
-		return err
-	}
-	f.Start(ctx.Done())
-	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("sync the %v informer's cache", typ)
-		}
-	}
-	s.log.Debug("Kubernetes caches synced")
-	s.loop(ctx, publish)
-	return nil
+	return s.follow(ctx, s.nodeEvents, s.watchNodes, s.publishModel(publish))
 }
 
-// loop builds and publishes a model for each batch of changes until ctx
-// is done.
-func (s *Source) loop(ctx context.Context, publish func(c *cluster.Cluster, firstEvent, lastEvent time.Time)) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.kick:
-		}
-		// The batch's first event is in: give the rest of the burst
-		// Debounce to arrive, then build once.
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(s.o.Debounce):
-		}
-		// Drop the kicks of the events during the wait, then take the
-		// batch: in that order, an event noted after the take has
-		// kicked again, and one noted in between kicks for a batch
-		// already taken, which the next round skips.
-		select {
-		case <-s.kick:
-		default:
-		}
-		s.mu.Lock()
-		b := s.pending
-		s.pending = batch{}
-		s.mu.Unlock()
-		if b.first.IsZero() {
-			// A kick whose batch the last round took: nothing new. (A
-			// change in the store whose handler has not run yet comes
-			// with its own kick and times.)
-			continue
-		}
+// publishModel is Run's build of a batch: the model, published unless
+// there is none or it is the last one again.
+func (s *Source) publishModel(publish func(c *cluster.Cluster, firstEvent, lastEvent time.Time)) func(batch) {
+	return func(b batch) {
 		if c := s.build(); c != nil && !sameModel(c, s.last) {
 			s.last = c
 			publish(c, b.first, b.last)
 		}
-	}
-}
-
-// changed notes an API event that may change the model. Called by the
-// informers' handlers, from their goroutines.
-func (s *Source) changed() {
-	s.mu.Lock()
-	now := time.Now() // under mu, so that first <= last whatever the goroutine
-	if s.pending.first.IsZero() {
-		s.pending.first = now
-	}
-	s.pending.last = now
-	s.mu.Unlock()
-	select {
-	case s.kick <- struct{}{}:
-	default:
 	}
 }
 
@@ -214,12 +147,18 @@ func (s *Source) tell(notes map[string]notice, c *cluster.Cluster) {
 	s.said = notes
 }
 
-// slim is the informers' transform: what the model needs of each object,
-// the rest dropped before it is stored.
+// slim is the informers' transform: what the model and the policy input
+// need of each object, the rest dropped before it is stored.
 func slim(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *corev1.Node:
 		return slimNode(o), nil
+	case *corev1.Pod:
+		return slimPod(o), nil
+	case *corev1.Namespace:
+		return slimNamespace(o), nil
+	case *networkingv1.NetworkPolicy:
+		return slimNetworkPolicy(o), nil
 	}
 	return obj, nil
 }

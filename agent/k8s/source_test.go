@@ -20,18 +20,23 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// published is one call of publish.
-type published struct {
-	c           *cluster.Cluster
+// times are a publish call's event times, and when it was made.
+type times struct {
 	first, last time.Time
 	at          time.Time // when publish was called
+}
+
+// published is one call of Run's publish.
+type published struct {
+	c *cluster.Cluster
+	times
 }
 
 // running is a Source running on a fake clientset.
 type running struct {
 	client  *fake.Clientset
 	calls   chan published
-	watched chan struct{} // closed when the node informer's watch has started
+	watched <-chan struct{} // closed when the node informer's watch has started
 	logs    *syncBuffer
 }
 
@@ -43,49 +48,62 @@ func run(t *testing.T, o Options, nodes ...*corev1.Node) *running {
 	for _, n := range nodes {
 		objs = append(objs, n)
 	}
-	r := &running{client: fake.NewClientset(objs...), calls: make(chan published, 1000), watched: make(chan struct{}), logs: &syncBuffer{}}
-	r.client.PrependWatchReactor("nodes", func(k8stesting.Action) (bool, watch.Interface, error) {
-		select {
-		case <-r.watched:
-		default:
-			close(r.watched)
-		}
+	client := fake.NewClientset(objs...)
+	r := &running{client: client, calls: make(chan published, 1000), watched: watching(client, "nodes"), logs: &syncBuffer{}}
+	o.Log = debugLog(r.logs)
+	s := New(r.client, o)
+	start(t, r.logs, func(ctx context.Context) error {
+		return s.Run(ctx, func(c *cluster.Cluster, first, last time.Time) {
+			r.calls <- published{c, times{first, last, time.Now()}}
+		})
+	})
+	return r
+}
+
+// watching returns a channel closed when the client's first watch of
+// resource starts.
+func watching(c *fake.Clientset, resource string) <-chan struct{} {
+	ch := make(chan struct{})
+	var once sync.Once
+	c.PrependWatchReactor(resource, func(k8stesting.Action) (bool, watch.Interface, error) {
+		once.Do(func() { close(ch) })
 		return false, nil, nil // on to the tracker's watch
 	})
-	o.Log = slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s := New(r.client, o)
+	return ch
+}
+
+func debugLog(w *syncBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// start runs f (a Source's Run or RunPolicy) on its own goroutine until
+// the test's cleanup, which cancels its context, checks that it returned
+// nil, and shows the source's log if the test failed.
+func start(t *testing.T, logs *syncBuffer, f func(ctx context.Context) error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- s.Run(ctx, func(c *cluster.Cluster, first, last time.Time) {
-			r.calls <- published{c, first, last, time.Now()}
-		})
-	}()
+	go func() { done <- f(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("Run = %v, want nil when ctx is done", err)
+				t.Errorf("the source returned %v, want nil when ctx is done", err)
 			}
 		case <-time.After(10 * time.Second):
-			t.Errorf("Run did not return after cancel")
+			t.Errorf("the source did not return after cancel")
 		}
 		if t.Failed() {
-			t.Logf("source's log:\n%s", r.logs.String())
+			t.Logf("source's log:\n%s", logs.String())
 		}
 	})
-	return r
 }
 
-// next waits for the next publish call.
-func (r *running) next(t *testing.T) published {
+// next waits for the next call of a publish function.
+func next[T any](t *testing.T, calls <-chan T) T {
 	t.Helper()
 	select {
-	case p := <-r.calls:
-		if err := p.c.Validate(); err != nil {
-			t.Fatalf("published an invalid model: %v", err)
-		}
+	case p := <-calls:
 		return p
 	case <-time.After(10 * time.Second):
 		t.Fatalf("no publish in 10s")
@@ -93,15 +111,32 @@ func (r *running) next(t *testing.T) published {
 	panic("unreachable")
 }
 
-// none checks nothing is published for d.
-func (r *running) none(t *testing.T, d time.Duration) {
+// none checks a publish function is not called for d.
+func none[T any](t *testing.T, calls <-chan T, d time.Duration) {
 	t.Helper()
 	select {
-	case p := <-r.calls:
-		t.Errorf("unexpected publish of %v", names(p.c))
+	case p := <-calls:
+		t.Errorf("unexpected publish of %+v", p)
 	case <-time.After(d):
 	}
 }
+
+// next waits for the next model, which must validate.
+func (r *running) next(t *testing.T) published {
+	t.Helper()
+	p := next(t, r.calls)
+	if err := p.c.Validate(); err != nil {
+		t.Fatalf("published an invalid model: %v", err)
+	}
+	return p
+}
+
+func (r *running) none(t *testing.T, d time.Duration) {
+	t.Helper()
+	none(t, r.calls, d)
+}
+
+func (p published) String() string { return fmt.Sprint(names(p.c)) }
 
 // ready waits for the first model and the watch behind it.
 func (r *running) ready(t *testing.T) published {
@@ -125,7 +160,7 @@ func names(c *cluster.Cluster) []string {
 
 // checkTimes: the times passed are events' (first <= last), monotonic,
 // within [after, the call].
-func checkTimes(t *testing.T, p published, after time.Time) {
+func checkTimes(t *testing.T, p times, after time.Time) {
 	t.Helper()
 	if p.first.IsZero() || p.last.IsZero() {
 		t.Fatalf("event times %v, %v: want both set", p.first, p.last)
@@ -155,7 +190,7 @@ func TestRunBurst(t *testing.T) {
 	if got := names(p.c); len(got) != 2 {
 		t.Fatalf("first model %v, want node-a and node-b", got)
 	}
-	checkTimes(t, p, start) // the informer's initial adds are events too
+	checkTimes(t, p.times, start) // the informer's initial adds are events too
 
 	ctx := context.Background()
 	nodes := r.client.CoreV1().Nodes()
@@ -182,7 +217,7 @@ func TestRunBurst(t *testing.T) {
 	for {
 		p = r.next(t)
 		calls++
-		checkTimes(t, p, burst)
+		checkTimes(t, p.times, burst)
 		if b, ok := p.c.Node("node-b"); ok && b.VtepMAC.String() == want {
 			break
 		}
@@ -231,7 +266,7 @@ func TestRunDelete(t *testing.T) {
 	if got := names(p.c); len(got) != 1 || got[0] != "node-a" {
 		t.Errorf("after deleting node-b: %v, want [node-a]", got)
 	}
-	checkTimes(t, p, del)
+	checkTimes(t, p.times, del)
 }
 
 // TestRunRegister: this node enters the model when it registers, a node
@@ -356,7 +391,9 @@ func TestLoopNoLostWakeup(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.loop(ctx, func(c *cluster.Cluster, first, last time.Time) { calls <- published{c, first, last, time.Now()} })
+		s.nodeEvents.run(ctx, s.o.Debounce, s.publishModel(func(c *cluster.Cluster, first, last time.Time) {
+			calls <- published{c, times{first, last, time.Now()}}
+		}))
 	}()
 	defer func() { cancel(); <-done }()
 
@@ -368,7 +405,7 @@ func TestLoopNoLostWakeup(t *testing.T) {
 				if err := idx.Update(node(w, i)); err != nil { // as the informer: store first, then the handler
 					t.Error(err)
 				}
-				s.changed()
+				s.nodeEvents.changed()
 			}
 		})
 	}
@@ -377,7 +414,7 @@ func TestLoopNoLostWakeup(t *testing.T) {
 	for {
 		select {
 		case p := <-calls:
-			checkTimes(t, p, start)
+			checkTimes(t, p.times, start)
 			if final(p.c) {
 				return
 			}

@@ -345,6 +345,13 @@ func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath, m *metr
 			x.log.Error("Kubernetes source stopped", "err", err)
 		}
 	})
+	pc := &policyCompiler{dp: dp, m: m, log: x.log}
+	wg.Go(func() {
+		if err := src.RunPolicy(ctx, pc.publish); err != nil && ctx.Err() == nil {
+			x.log.Error("NetworkPolicy source stopped", "err", err)
+		}
+	})
+	wg.Go(func() { sweepConntrack(ctx, dp) })
 	return stop, nil
 }
 

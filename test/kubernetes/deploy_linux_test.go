@@ -31,10 +31,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/ringnet/ringnet/agent/cluster"
 	"github.com/ringnet/ringnet/agent/k8s"
+	"github.com/ringnet/ringnet/agent/netpol"
 	"github.com/ringnet/ringnet/internal/kubetest"
+	"github.com/ringnet/ringnet/tables/policy"
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -597,9 +600,11 @@ func (o outcome) String() string {
 // probe runs what ringnetd does with the API, in its order, on a fresh
 // node named after n, each call through its own client: k8s.PodCIDRs while
 // the node gets its pod CIDRs (so that it must wait through a list and a
-// watch), k8s.Register, and a k8s.Source that must publish a model, then
-// publish again when a node is added. A call that meets a refusal (403) is
-// stopped there. The nodes go in t's cleanup.
+// watch), k8s.Register, a k8s.Source's Run that must publish a model, then
+// publish again when a node is added, and its RunPolicy that must publish
+// a namespace, a pod and a NetworkPolicy made before it started, then each
+// kind again made after (through the watches). A call that meets a refusal
+// (403) is stopped there. The objects go in t's cleanup.
 func probe(t *testing.T, api *kubetest.Cluster, n int) (self string, _ []outcome) {
 	t.Helper()
 	admin := api.Client()
@@ -674,50 +679,158 @@ func probe(t *testing.T, api *kubetest.Cluster, n int) (self string, _ []outcome
 		rec := &recorder{}
 		src := k8s.New(ringnetdClient(t, api, rec), k8s.Options{NodeName: self, Debounce: 10 * time.Millisecond})
 		models := make(chan *cluster.Cluster, 64)
-		cctx, cancel := context.WithCancel(ctx)
-		ran := make(chan error, 1)
-		go func() {
-			ran <- src.Run(cctx, func(c *cluster.Cluster, _, _ time.Time) {
-				select {
-				case models <- c:
-				default: // the test looks for one node; an older model may go
-				}
-			})
-		}()
-		// published waits for a model holding node name.
-		published := func(name string) error {
-			timeout := time.After(20 * time.Second)
-			for {
-				select {
-				case c := <-models:
-					if _, ok := c.Node(name); ok {
-						return nil
-					}
-				case <-time.After(10 * time.Millisecond):
-					if r := rec.refusals(); len(r) > 0 {
-						return errors.New("stopped at the refusal")
-					}
-				case <-timeout:
-					return fmt.Errorf("no model with node %s published in 20s", name)
-				}
-			}
+		stop := background(func(ctx context.Context) error {
+			return src.Run(ctx, func(c *cluster.Cluster, _, _ time.Time) { offer(models, c) })
+		})
+		// has is a model holding node name.
+		has := func(name string) func(*cluster.Cluster) bool {
+			return func(c *cluster.Cluster) bool { _, ok := c.Node(name); return ok }
 		}
-		err := published(peer)
+		err := await(rec, models, "a model with node "+peer, has(peer))
 		if err == nil {
 			mk(late, []string{cidr(3)}, map[string]string{k8s.AnnotationUnderlay: underlay(3)})
-			err = published(late)
+			err = await(rec, models, "a model with node "+late, has(late))
 		}
-		cancel()
-		select {
-		case rerr := <-ran:
-			err = errors.Join(err, rerr)
-		case <-time.After(10 * time.Second):
-			err = errors.Join(err, errors.New("Run did not return after cancel"))
+		out = append(out, outcome{"k8s.Source.Run", errors.Join(err, stop()), rec.refusals()})
+	}
+	{
+		podIP := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(100 + n), 9, byte(i)}) }
+		early := policyObjects(t, admin, fmt.Sprintf("policy-%d-early", n), self, podIP(1))
+		rec := &recorder{}
+		src := k8s.New(ringnetdClient(t, api, rec), k8s.Options{NodeName: self, Debounce: 10 * time.Millisecond})
+		inputs := make(chan k8s.PolicyInput, 64)
+		stop := background(func(ctx context.Context) error {
+			return src.RunPolicy(ctx, func(in k8s.PolicyInput, _, _ time.Time) { offer(inputs, in) })
+		})
+		err := await(rec, inputs, "an input with "+early.String(), early.in)
+		if err == nil {
+			late := policyObjects(t, admin, fmt.Sprintf("policy-%d-late", n), self, podIP(2))
+			err = await(rec, inputs, "an input with "+late.String(), late.in)
 		}
-		out = append(out, outcome{"k8s.Source.Run", err, rec.refusals()})
+		out = append(out, outcome{"k8s.Source.RunPolicy", errors.Join(err, stop()), rec.refusals()})
 	}
 	return self, out
 }
+
+// background runs f on its own goroutine until stop, which cancels f's
+// context and returns what f returned (or that it did not return).
+func background(f func(ctx context.Context) error) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- f(ctx) }()
+	return func() error {
+		cancel()
+		select {
+		case err := <-ran:
+			return err
+		case <-time.After(10 * time.Second):
+			return errors.New("did not return after cancel")
+		}
+	}
+}
+
+// offer sends v on ch, its only sender, making room by dropping the
+// oldest value when it is full: the probe waits for the latest state.
+func offer[T any](ch chan T, v T) {
+	for {
+		select {
+		case ch <- v:
+			return
+		default:
+		}
+		select {
+		case <-ch:
+		default:
+		}
+	}
+}
+
+// await waits for a value on ch for which ok holds, and stops at the
+// first refusal rec sees, or after 20s.
+func await[T any](rec *recorder, ch <-chan T, what string, ok func(T) bool) error {
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case v := <-ch:
+			if ok(v) {
+				return nil
+			}
+		case <-time.After(10 * time.Millisecond):
+			if r := rec.refusals(); len(r) > 0 {
+				return errors.New("stopped at the refusal")
+			}
+		case <-timeout:
+			return fmt.Errorf("no %s published in 20s", what)
+		}
+	}
+}
+
+// probed are the objects of one kind each that policyObjects made.
+type probed struct {
+	ns, pod, policy string // pod and policy in namespace ns
+	ip              netip.Addr
+}
+
+func (p probed) String() string {
+	return fmt.Sprintf("namespace %s, pod %s/%s (%v) and networkpolicy %s/%s", p.ns, p.ns, p.pod, p.ip, p.ns, p.policy)
+}
+
+// in reports whether in holds the objects, converted: the namespace with
+// its label, the pod with its label, address and named port, the policy
+// with its selector.
+func (p probed) in(in k8s.PolicyInput) bool {
+	return slices.ContainsFunc(in.Namespaces, func(ns netpol.Namespace) bool {
+		return ns.Name == p.ns && ns.Labels["probe"] == p.ns
+	}) && slices.ContainsFunc(in.Pods, func(pod netpol.Pod) bool {
+		return pod.Namespace == p.ns && pod.Name == p.pod && pod.Labels["app"] == "web" && slices.Equal(pod.IPs, []netip.Addr{p.ip}) &&
+			slices.Equal(pod.Ports, []netpol.NamedPort{{Name: "http", Proto: policy.TCP, Port: 80}})
+	}) && slices.ContainsFunc(in.Policies, func(np netpol.NetworkPolicy) bool {
+		return np.Namespace == p.ns && np.Name == p.policy && np.PodSelector.MatchLabels["app"] == "web"
+	})
+}
+
+// policyObjects makes, as the admin, namespace ns, a running pod in it on
+// node with address ip and a named port, and a NetworkPolicy selecting
+// it. They go in t's cleanup.
+func policyObjects(t *testing.T, admin kubernetes.Interface, ns, node string, ip netip.Addr) probed {
+	t.Helper()
+	ctx := context.Background()
+	p := probed{ns: ns, pod: "web", policy: "allow-web", ip: ip}
+	web := map[string]string{"app": "web"}
+	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.ns, Labels: map[string]string{"probe": p.ns}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pods := admin.CoreV1().Pods(p.ns)
+	pod, err := pods.Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: p.pod, Labels: web},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{
+			Name: "web", Image: "registry.k8s.io/pause:3.10", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 80}},
+		}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: p.ip.String(), PodIPs: []corev1.PodIP{{IP: p.ip.String()}}}
+	if _, err := pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	nps := admin.NetworkingV1().NetworkPolicies(p.ns)
+	if _, err := nps.Create(ctx, &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: p.policy},
+		Spec:       networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: web}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		nps.Delete(ctx, p.policy, metav1.DeleteOptions{})
+		pods.Delete(ctx, p.pod, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}) // no kubelet to confirm
+		admin.CoreV1().Namespaces().Delete(ctx, p.ns, metav1.DeleteOptions{})
+	})
+	return p
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // waitRights waits until the ringnetd user may do each of ps but drop
 // (none: perm{}), as the API server's authorizer answers now.
@@ -790,7 +903,10 @@ func TestDeployRBAC(t *testing.T) {
 				t.Errorf("%s may not %s", user, p)
 			}
 		}
-		for _, p := range []perm{{"", "secrets", "", "list"}, {"", "pods", "", "list"}, {"", "nodes", "", "delete"}} {
+		for _, p := range []perm{
+			{"", "secrets", "", "list"}, {"", "nodes", "", "delete"}, {"", "pods", "", "get"}, {"", "pods", "", "create"},
+			{"", "services", "", "list"}, {"networking.k8s.io", "networkpolicies", "", "create"},
+		} {
 			if allowed(p) {
 				t.Errorf("%s may %s", user, p)
 			}
@@ -837,8 +953,15 @@ func TestDeployRBAC(t *testing.T) {
 				_, err := c.CoreV1().Secrets(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{})
 				return err
 			}},
-			{"list pods in kube-system", func() error {
-				_, err := c.CoreV1().Pods(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{})
+			{"get a pod (informers list and watch; nothing gets one)", func() error {
+				_, err := c.CoreV1().Pods(metav1.NamespaceSystem).Get(ctx, "any", metav1.GetOptions{})
+				return err
+			}},
+			{"delete a pod", func() error {
+				return c.CoreV1().Pods(metav1.NamespaceSystem).Delete(ctx, "any", metav1.DeleteOptions{})
+			}},
+			{"create a NetworkPolicy", func() error {
+				_, err := c.NetworkingV1().NetworkPolicies(metav1.NamespaceDefault).Create(ctx, &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "intruder"}}, metav1.CreateOptions{})
 				return err
 			}},
 			{"delete a node", func() error { return c.CoreV1().Nodes().Delete(ctx, victim.Name, metav1.DeleteOptions{}) }},

@@ -24,7 +24,9 @@ import (
 	"github.com/ringnet/ringnet/internal/ringnode"
 	"github.com/ringnet/ringnet/internal/topo"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -307,4 +309,155 @@ func lastEventToTable(b *testing.B, log string) time.Duration {
 	}
 	b.Fatal("no event_to_table in the log")
 	return 0
+}
+
+// apiPod records a pod the CNI plugin made in the API, as kubelet would
+// report it: labels, node, status.podIPs.
+func apiPod(t *testing.T, c kubernetes.Interface, name, node string, labels map[string]string, ips ...netip.Addr) {
+	t.Helper()
+	ctx := context.Background()
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: labels},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "busybox",
+			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}}}}}}
+	p, err := c.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Status.Phase = corev1.PodRunning
+	for _, ip := range ips {
+		p.Status.PodIPs = append(p.Status.PodIPs, corev1.PodIP{IP: ip.String()})
+	}
+	p.Status.PodIP = ips[0].String()
+	if _, err := c.CoreV1().Pods("default").UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reachable reports whether one ping from ns to dst gets its reply within
+// 200 ms (a round trip here takes well under one).
+func reachable(ns string, dst netip.Addr) bool {
+	out, _ := topo.Output(context.Background(), ns, "ping", "-c", "1", "-W", "0.2", dst.String())
+	return strings.Contains(out, " 0% packet loss")
+}
+
+// TestNetworkPolicy: a NetworkPolicy created through the API blocks a
+// flow between pods on two nodes within a second, allows what it names
+// (a named port), keeps replies of allowed connections flowing, and its
+// deletion opens the flow again.
+func TestNetworkPolicy(t *testing.T) {
+	kc := startKube(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client := kc.api.Client()
+	pa, err := kc.daemons["na"].AddPod(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := kc.daemons["nb"].AddPod(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiPod(t, client, "a", "na", map[string]string{"app": "a"}, pa.IPv4)
+	apiPod(t, client, "b", "nb", map[string]string{"app": "b"}, pb.IPv4)
+	for _, d := range kc.daemons {
+		if err := d.WaitLog(ctx, "policy published"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ping(t, pa.NS, pb.IPv4)
+
+	// b accepts only TCP on its named port "http" from app=a.
+	tcp := corev1.ProtocolTCP
+	http := intstr.FromString("http")
+	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "b-http-from-a", Namespace: "default"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "b"}},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From:  []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "a"}}}},
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &http}},
+			}},
+		}}
+	created := time.Now()
+	if _, err := client.NetworkingV1().NetworkPolicies("default").Create(ctx, np, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lastOK := created
+	for reachable(pa.NS, pb.IPv4) {
+		if lastOK = time.Now(); lastOK.Sub(created) > time.Second {
+			t.Fatalf("ping a -> b still passes %v after the NetworkPolicy was created", lastOK.Sub(created))
+		}
+	}
+	t.Logf("NetworkPolicy blocked ping a -> b within %v of its creation (last reply %v after)",
+		time.Since(created).Round(time.Millisecond), lastOK.Sub(created).Round(time.Millisecond))
+	// TCP to the named port is allowed, with its replies; another port is not.
+	tcpTransfer(t, pa.NS, pb.NS, netip.AddrPortFrom(pb.IPv4, 8080))
+	if tcpConnects(pa.NS, pb.NS, netip.AddrPortFrom(pb.IPv4, 8081)) {
+		t.Error("TCP a -> b:8081 connected; the policy allows only the named port http (8080)")
+	}
+	// a is selected by no policy: b may still open connections to it.
+	tcpTransfer(t, pb.NS, pa.NS, netip.AddrPortFrom(pa.IPv4, 9000))
+	if m, err := kc.daemons["nb"].Counters(); err != nil || m["policy_denied"] == 0 {
+		t.Errorf("node b's policy_denied counter: %v (%v)", m["policy_denied"], err)
+	}
+
+	if err := client.NetworkingV1().NetworkPolicies("default").Delete(ctx, np.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	for !reachable(pa.NS, pb.IPv4) {
+		if time.Since(deleted) > 5*time.Second {
+			t.Fatal("ping a -> b still blocked 5s after the NetworkPolicy was deleted")
+		}
+	}
+}
+
+// tcpTransfer sends 64 KiB over TCP from namespace from to a listener in
+// namespace to at dst and checks it arrives.
+func tcpTransfer(t *testing.T, from, to string, dst netip.AddrPort) {
+	t.Helper()
+	var ln net.Listener
+	if err := topo.Do(to, func() (err error) { ln, err = net.Listen("tcp", dst.String()); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan int, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		n, _ := io.Copy(io.Discard, c)
+		got <- int(n)
+	}()
+	var c net.Conn
+	if err := topo.Do(from, func() (err error) { c, err = net.DialTimeout("tcp", dst.String(), 3*time.Second); return err }); err != nil {
+		t.Fatalf("TCP %s -> %v: %v", from, dst, err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(make([]byte, 64<<10)); err != nil {
+		t.Fatalf("TCP %s -> %v: %v", from, dst, err)
+	}
+	c.Close()
+	if n := <-got; n != 64<<10 {
+		t.Fatalf("TCP %s -> %v: %d bytes arrived, want %d", from, dst, n, 64<<10)
+	}
+}
+
+// tcpConnects reports whether a TCP connection from namespace from to a
+// listener in namespace to at dst is established within a second.
+func tcpConnects(from, to string, dst netip.AddrPort) bool {
+	var ln net.Listener
+	if err := topo.Do(to, func() (err error) { ln, err = net.Listen("tcp", dst.String()); return err }); err != nil {
+		return false
+	}
+	defer ln.Close()
+	var c net.Conn
+	err := topo.Do(from, func() (err error) { c, err = net.DialTimeout("tcp", dst.String(), time.Second); return err })
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
 }
