@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -47,117 +46,37 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// nodeSpec is a node of a test cluster.
-type nodeSpec struct {
-	name, addr, pod4, pod6 string
-	flannel                bool
-}
-
-// cluster is a running test cluster.
-type cluster struct {
-	t       *testing.T
-	topo    *topo.Topology
-	nodes   map[string]*topo.Node
-	flannel map[string]*topo.FlannelNode
-	daemons map[string]*ringnode.Daemon
-	file    string
+// testCluster is a running test cluster.
+type testCluster struct {
+	*cluster
+	t *testing.T
 }
 
 // startCluster builds the topology (with a router for 192.168.60.0/24 if a
 // node is there), writes the cluster file for mode and starts ringnetd on
 // every ringnet node, waiting until each has resolved its peers.
-func startCluster(t *testing.T, mode string, specs []nodeSpec, args ...string) *cluster {
+func startCluster(t *testing.T, mode string, specs []nodeSpec, args ...string) *testCluster {
 	t.Helper()
-	c := &cluster{t: t, topo: topo.NewT(t, "xn"), nodes: map[string]*topo.Node{},
-		flannel: map[string]*topo.FlannelNode{}, daemons: map[string]*ringnode.Daemon{}}
-	if slices.ContainsFunc(specs, func(s nodeSpec) bool { return strings.HasPrefix(s.addr, "192.168.60.") }) {
-		if _, err := c.topo.AddRouter("router", []netip.Prefix{netip.MustParsePrefix("192.168.50.254/24"),
-			netip.MustParsePrefix("192.168.60.254/24")}, topo.NodeOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var f strings.Builder
-	fmt.Fprintf(&f, "tunnel: {mode: %s}\nnodes:\n", mode)
-	for _, s := range specs {
-		addr := netip.MustParsePrefix(s.addr)
-		cidrs := s.pod4
-		if s.pod6 != "" {
-			cidrs += ", " + s.pod6
-		}
-		if s.flannel {
-			fn, err := c.topo.AddFlannelNode(s.name, addr, netip.MustParsePrefix(s.pod4), topo.FlannelOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.flannel[s.name], c.nodes[s.name] = fn, fn.Node
-			// The uplink veth stands in for a NIC, which completes the
-			// checksums the kernel leaves to it (a veth passes them on
-			// unfinished, inside the VXLAN packet too).
-			if _, err := fn.Output(context.Background(), "ethtool", "-K", topo.Uplink, "tx", "off"); err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(&f, "- {name: %s, address: %s, podCIDRs: [%s], backend: flannel, vtepMAC: %q}\n", s.name, s.addr, cidrs, fn.VtepMAC)
-			continue
-		}
-		n, err := c.topo.AddNode(s.name, addr, topo.NodeOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.nodes[s.name] = n
-		fmt.Fprintf(&f, "- {name: %s, address: %s, podCIDRs: [%s]}\n", s.name, s.addr, cidrs)
-	}
-	c.file = filepath.Join(t.TempDir(), "cluster.yaml")
-	if err := os.WriteFile(c.file, []byte(f.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// Flannel nodes learn the ringnet nodes as flanneld would from their
-	// annotations: pod CIDR, VtepMAC (the uplink's), public IP.
-	for _, fs := range specs {
-		if !fs.flannel {
-			continue
-		}
-		for _, s := range specs {
-			if !s.flannel {
-				n := c.nodes[s.name]
-				if err := c.flannel[fs.name].AddPeer(netip.MustParsePrefix(s.pod4), n.UplinkMAC, n.Address.Addr()); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, s := range specs {
-		if s.flannel {
-			continue
-		}
-		d, err := ringnode.Start(ctx, bins, c.nodes[s.name], ringnode.Options{Cluster: c.file, Args: args})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.daemons[s.name] = d
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("ringnetd on %s:\n%s", s.name, d.Log())
-			}
-			if err := d.Stop(); err != nil {
-				t.Errorf("stop ringnetd on %s: %v", s.name, err)
-			}
-		})
+	c, err := newCluster(ctx, topo.NewT(t, "xn"), bins, t.TempDir(), mode, specs, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for name, d := range c.daemons {
-		for _, s := range specs {
-			if s.name != name {
-				if err := d.WaitLog(ctx, `resolved" node=`+s.name+" "); err != nil {
-					t.Fatal(err)
-				}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, name := range c.order {
+				t.Logf("ringnetd on %s:\n%s", name, c.daemons[name].Log())
 			}
 		}
-	}
-	return c
+		if err := c.stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return &testCluster{cluster: c, t: t}
 }
 
-func (c *cluster) addPod(node, name string) *ringnode.Pod {
+func (c *testCluster) addPod(node, name string) *ringnode.Pod {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -169,7 +88,7 @@ func (c *cluster) addPod(node, name string) *ringnode.Pod {
 }
 
 // counters returns a node's per-reason counters.
-func (c *cluster) counters(node string) map[string]uint64 {
+func (c *testCluster) counters(node string) map[string]uint64 {
 	c.t.Helper()
 	m, err := c.daemons[node].Counters()
 	if err != nil {
@@ -278,7 +197,7 @@ func udpEcho(t *testing.T, from, to string, dst netip.Addr) {
 }
 
 // capture runs fn with tcpdump on the underlay bridge and returns the pcap.
-func (c *cluster) capture(filter string, fn func()) string {
+func (c *testCluster) capture(filter string, fn func()) string {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -1,11 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"os"
+	"io"
 	"testing"
 	"time"
+
+	"github.com/ringnet/ringnet/bench/internal/program"
 )
 
 // TestQuick runs the benchmark's own logic as `go run ./bench/e2e --quick
@@ -13,24 +14,13 @@ import (
 // that ringnetd's counters show the frames it forwarded. It asserts that
 // the benchmark works, not how fast anything is.
 func TestQuick(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, XDP, AF_XDP)")
-	}
 	o, err := parseFlags([]string{"--quick", "--variants", "a,c"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var log bytes.Buffer
-	rep, err := bench(ctx, o, &log)
-	t.Logf("log:\n%s", log.String())
-	if err != nil {
-		t.Fatalf("bench: %v", err)
-	}
-	var table bytes.Buffer
-	rep.WriteTable(&table)
-	t.Logf("%s", table.String())
+	rep := program.Smoke(t, 2*time.Minute, func(ctx context.Context, logw io.Writer) (*Report, error) {
+		return bench(ctx, o, logw)
+	})
 
 	if len(rep.Variants) != 2 {
 		t.Fatalf("report has %d variants, want 2 (a, c)", len(rep.Variants))

@@ -28,20 +28,14 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"runtime"
-	"slices"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ringnet/ringnet/bench/internal/child"
-	"golang.org/x/sys/unix"
+	"github.com/ringnet/ringnet/bench/internal/counters"
+	"github.com/ringnet/ringnet/bench/internal/program"
 )
 
 // options are the benchmark's settings; flags fill them.
@@ -58,83 +52,37 @@ type options struct {
 
 func main() {
 	o, err := parseFlags(os.Args[1:])
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	program.Flags("e2e", err)
+	ctx, stop := program.Context()
 	defer stop()
 	rep, err := bench(ctx, o, os.Stderr)
-	if rep != nil {
-		rep.WriteTable(os.Stdout)
-		if o.JSON != "" {
-			if werr := rep.WriteJSON(o.JSON); werr != nil {
-				fmt.Fprintln(os.Stderr, "e2e: write json:", werr)
-				err = errors.Join(err, werr)
-			}
-		}
-		if o.Markdown != "" {
-			if werr := rep.WriteMarkdown(o.Markdown); werr != nil {
-				fmt.Fprintln(os.Stderr, "e2e: write markdown:", werr)
-				err = errors.Join(err, werr)
-			}
-		}
-	}
-	switch {
-	case errors.Is(err, child.ErrStopped) || ctx.Err() != nil:
-		fmt.Fprintln(os.Stderr, "e2e: interrupted; everything it made has been removed")
-		os.Exit(130)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(1)
-	case rep.Failed():
-		fmt.Fprintln(os.Stderr, "e2e: some rounds failed (see FAILED lines above)")
-		os.Exit(1)
-	}
+	program.Finish(ctx, "e2e", rep, err, o.JSON, o.Markdown)
 }
 
 func parseFlags(args []string) (options, error) {
-	fs := flag.NewFlagSet("e2e", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: go run ./bench/e2e [flags]   (as root, from the ringnet repository)\n\n"+
-			"Measures pod-to-pod 64-byte UDP pps and sockperf latency for:\n")
-		for _, v := range variants {
-			fmt.Fprintf(fs.Output(), "  (%s) %s: %s\n", v.ID, v.Name, v.Desc)
-		}
-		fmt.Fprintf(fs.Output(), "\nflags:\n")
-		fs.PrintDefaults()
+	var vs []program.Variant
+	for _, v := range variants {
+		vs = append(vs, program.Variant{ID: v.ID, Name: v.Name, Desc: v.Desc})
 	}
+	fs := program.NewFlagSet("./bench/e2e", "Measures pod-to-pod 64-byte UDP pps and sockperf latency", vs)
 	runs := fs.Int("runs", 5, "rounds per variant (interleaved a,b,c,d,a,b,c,d,...)")
 	window := fs.Duration("window", 5*time.Second, "throughput measurement window (also sockperf's duration)")
 	warmup := fs.Duration("warmup", time.Second, "traffic before the window starts")
-	vs := fs.String("variants", "a,b,c,d", "comma-separated subset of a,b,c,d")
+	list := fs.String("variants", "a,b,c,d", "comma-separated subset of a,b,c,d")
 	lat := fs.Bool("latency", true, "run sockperf ping-pong for a, c and d")
 	jsonPath := fs.String("json", "", "write every raw and summarised figure as JSON to `FILE`")
 	mdPath := fs.String("markdown", "", "write a docs/benchmarks.md section to `FILE`")
 	quick := fs.Bool("quick", false, "smoke run: 1 round, 2s window, 0.5s warm-up (unless given explicitly)")
-	if err := fs.Parse(args); err != nil {
+	if err := program.Parse(fs, args); err != nil {
 		return options{}, err
 	}
-	if fs.NArg() > 0 {
-		return options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *quick {
-		if !set["runs"] {
-			*runs = 1
-		}
-		if !set["window"] {
-			*window = 2 * time.Second
-		}
-		if !set["warmup"] {
-			*warmup = 500 * time.Millisecond
+		if err := program.Defaults(fs, map[string]string{"runs": "1", "window": "2s", "warmup": "500ms"}); err != nil {
+			return options{}, err
 		}
 	}
-	o := options{Runs: *runs, Window: *window, Warmup: *warmup, Latency: *lat, JSON: *jsonPath, Markdown: *mdPath}
+	o := options{Runs: *runs, Window: *window, Warmup: *warmup, Latency: *lat, JSON: *jsonPath, Markdown: *mdPath,
+		Command: program.Command("./bench/e2e", args)}
 	if o.Runs < 1 {
 		return o, fmt.Errorf("--runs must be at least 1")
 	}
@@ -144,20 +92,9 @@ func parseFlags(args []string) (options, error) {
 	if o.Warmup < 0 {
 		return o, fmt.Errorf("--warmup must not be negative")
 	}
-	for _, id := range strings.Split(*vs, ",") {
-		id = strings.TrimSpace(id)
-		if _, ok := variantByID(id); !ok {
-			return o, fmt.Errorf("--variants: unknown variant %q (want a subset of a,b,c,d)", id)
-		}
-		if !slices.Contains(o.Variants, id) {
-			o.Variants = append(o.Variants, id)
-		}
-	}
-	o.Command = "go run ./bench/e2e"
-	if len(args) > 0 {
-		o.Command += " " + strings.Join(args, " ")
-	}
-	return o, nil
+	var err error
+	o.Variants, err = program.ParseVariants(*list, vs)
+	return o, err
 }
 
 // bench runs the whole benchmark and returns its report. A round that fails
@@ -238,7 +175,7 @@ func (t *topo) round(ctx context.Context, v variant, o options) *RunResult {
 	if err := t.preflight(ctx); err != nil {
 		return fail("before start", err)
 	}
-	b0, err := stats(t.podBN, "eth0")
+	b0, err := counters.ReadLink(t.podBN, "eth0")
 	if err != nil {
 		return fail("before start", err)
 	}
@@ -284,14 +221,10 @@ func (t *topo) round(ctx context.Context, v variant, o options) *RunResult {
 
 func meta(o options) Meta {
 	m := Meta{
-		Command:       o.Command,
-		Date:          time.Now().UTC().Format("2006-01-02 15:04 UTC"),
-		Cores:         runtime.NumCPU(),
-		GoVersion:     runtime.Version(),
-		Runs:          o.Runs,
+		Meta:          program.NewMeta(o.Command, o.Runs),
 		WarmupSeconds: o.Warmup.Seconds(),
 		WindowSeconds: o.Window.Seconds(),
-		Frame:         fmt.Sprintf("%d bytes + FCS: Ethernet, IPv4, UDP %s:40000 -> %s:%d, 18 bytes payload", frameLen, podAIP, podBIP, sinkPort),
+		Frame:         flow.String(),
 		Method: []string{
 			"One node namespace and two pod namespaces; each pod's veth is made by `ringnet pod add` (tx checksum/TSO/GSO off in the pod, /32 address, default route via 169.254.1.1).",
 			"Traffic: trafgen in pod A (`taskset -c 0 trafgen --cpus 1`, one worker on CPU 0), one 60-byte frame (64 on the wire) repeated: IPv4/UDP to pod B, correct IPv4 header checksum, UDP checksum 0. trafgen aborts when its send buffer is momentarily full (\"Flushing TX_RING failed\"); such a measurement is thrown away and taken again with a fresh trafgen (at most 3 times; counted as trafgen_restarts in the JSON).",
@@ -303,29 +236,6 @@ func meta(o options) Meta {
 	}
 	if o.Latency {
 		m.LatencySeconds = int(o.Window / time.Second)
-	}
-	var u unix.Utsname
-	if unix.Uname(&u) == nil {
-		m.Kernel = unix.ByteSliceToString(u.Release[:])
-	}
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		processors := 0
-		for _, line := range strings.Split(string(data), "\n") {
-			k, v, ok := strings.Cut(line, ":")
-			switch k = strings.TrimSpace(k); {
-			case !ok:
-			case k == "processor":
-				processors++
-			case k == "model name" && m.CPUModel == "":
-				m.CPUModel = strings.TrimSpace(v)
-			}
-		}
-		if processors > 0 {
-			m.Cores = processors
-		}
-	}
-	if m.CPUModel == "" {
-		m.CPUModel = "unknown CPU"
 	}
 	return m
 }

@@ -1,13 +1,15 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
-	"os"
 	"slices"
 	"strings"
+
+	"github.com/ringnet/ringnet/bench/internal/figure"
+	"github.com/ringnet/ringnet/bench/internal/program"
+	"github.com/ringnet/ringnet/bench/internal/sockperf"
+	"github.com/ringnet/ringnet/bench/internal/trafgen"
 )
 
 // Report is everything one benchmark run measured: the raw figures of every
@@ -20,13 +22,7 @@ type Report struct {
 
 // Meta describes the run and the machine.
 type Meta struct {
-	Command        string   `json:"command"`
-	Date           string   `json:"date"`
-	Kernel         string   `json:"kernel"`
-	CPUModel       string   `json:"cpu_model"`
-	Cores          int      `json:"cores"`
-	GoVersion      string   `json:"go_version"`
-	Runs           int      `json:"runs"`
+	program.Meta
 	WarmupSeconds  float64  `json:"warmup_seconds"`
 	WindowSeconds  float64  `json:"window_seconds"`
 	LatencySeconds int      `json:"latency_seconds,omitempty"`
@@ -36,55 +32,31 @@ type Meta struct {
 
 // VariantReport holds one variant's rounds and summary.
 type VariantReport struct {
-	ID      string       `json:"id"`
-	Name    string       `json:"name"`
-	Desc    string       `json:"description"`
+	program.Variant
 	Runs    []*RunResult `json:"runs"`
 	Summary Summary      `json:"summary"`
 }
 
 // RunResult is one round of one variant.
 type RunResult struct {
-	Round      int               `json:"round"`
-	Error      string            `json:"error,omitempty"`
-	Throughput *Throughput       `json:"throughput,omitempty"`
-	Latency    *Latency          `json:"latency,omitempty"`
-	Counters   map[string]uint64 `json:"counters,omitempty"`       // the variant's own, read after the window
-	Final      map[string]uint64 `json:"final_counters,omitempty"` // at shutdown (ringnetd, asaviefwd)
+	Round      int                 `json:"round"`
+	Error      string              `json:"error,omitempty"`
+	Throughput *trafgen.Throughput `json:"throughput,omitempty"`
+	Latency    *sockperf.Latency   `json:"latency,omitempty"`
+	Counters   map[string]uint64   `json:"counters,omitempty"`       // the variant's own, read after the window
+	Final      map[string]uint64   `json:"final_counters,omitempty"` // at shutdown (ringnetd, asaviefwd)
 }
 
 // Summary summarises the rounds that succeeded.
 type Summary struct {
-	OKRuns     int       `json:"ok_runs"`
-	FailedRuns int       `json:"failed_runs"`
-	RxPPS      *Stat     `json:"rx_pps,omitempty"`
-	OfferedPPS *Stat     `json:"offered_pps,omitempty"`
-	CPUBusy    []float64 `json:"median_cpu_busy_percent,omitempty"`
-	CPUNsPkt   *Stat     `json:"cpu_ns_per_packet,omitempty"`
-	P50us      *Stat     `json:"p50_us,omitempty"`
-	P99us      *Stat     `json:"p99_us,omitempty"`
-	P999us     *Stat     `json:"p99_9_us,omitempty"`
-}
-
-// Stat is the median, minimum and maximum over rounds.
-type Stat struct {
-	Median float64 `json:"median"`
-	Min    float64 `json:"min"`
-	Max    float64 `json:"max"`
-	N      int     `json:"n"`
-}
-
-func statOf(xs []float64) *Stat {
-	if len(xs) == 0 {
-		return nil
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	m := s[len(s)/2]
-	if len(s)%2 == 0 {
-		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return &Stat{Median: m, Min: s[0], Max: s[len(s)-1], N: len(s)}
+	program.Tally
+	RxPPS      *figure.Stat `json:"rx_pps,omitempty"`
+	OfferedPPS *figure.Stat `json:"offered_pps,omitempty"`
+	CPUBusy    []float64    `json:"median_cpu_busy_percent,omitempty"`
+	CPUNsPkt   *figure.Stat `json:"cpu_ns_per_packet,omitempty"`
+	P50us      *figure.Stat `json:"p50_us,omitempty"`
+	P99us      *figure.Stat `json:"p99_us,omitempty"`
+	P999us     *figure.Stat `json:"p99_9_us,omitempty"`
 }
 
 func (r *Report) variant(v variant) *VariantReport {
@@ -93,19 +65,14 @@ func (r *Report) variant(v variant) *VariantReport {
 			return vr
 		}
 	}
-	vr := &VariantReport{ID: v.ID, Name: v.Name, Desc: v.Desc}
+	vr := &VariantReport{Variant: program.Variant{ID: v.ID, Name: v.Name, Desc: v.Desc}}
 	r.Variants = append(r.Variants, vr)
 	return vr
 }
 
 // Failed reports whether any round of any variant failed.
 func (r *Report) Failed() bool {
-	for _, v := range r.Variants {
-		if v.Summary.FailedRuns > 0 || v.Summary.OKRuns == 0 {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(r.Variants, func(v *VariantReport) bool { return v.Summary.Failed() })
 }
 
 func (r *Report) summarise() {
@@ -138,10 +105,10 @@ func (r *Report) summarise() {
 				p999 = append(p999, l.P999us)
 			}
 		}
-		s.RxPPS, s.OfferedPPS, s.CPUNsPkt = statOf(rx), statOf(off), statOf(nspkt)
-		s.P50us, s.P99us, s.P999us = statOf(p50), statOf(p99), statOf(p999)
+		s.RxPPS, s.OfferedPPS, s.CPUNsPkt = figure.Of(rx), figure.Of(off), figure.Of(nspkt)
+		s.P50us, s.P99us, s.P999us = figure.Of(p50), figure.Of(p99), figure.Of(p999)
 		for _, c := range cpus {
-			s.CPUBusy = append(s.CPUBusy, statOf(c).Median)
+			s.CPUBusy = append(s.CPUBusy, figure.Of(c).Median)
 		}
 		v.Summary = s
 	}
@@ -172,14 +139,14 @@ func loss(s Summary) string {
 	return fmt.Sprintf("%.1f", max(0, 100*(1-s.RxPPS.Median/s.OfferedPPS.Median)))
 }
 
-func nsPkt(s *Stat) string {
+func nsPkt(s *figure.Stat) string {
 	if s == nil {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f", s.Median)
 }
 
-func us(s *Stat) string {
+func us(s *figure.Stat) string {
 	if s == nil {
 		return "-"
 	}
@@ -233,25 +200,13 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 }
 
-// WriteJSON writes the whole report.
-func (r *Report) WriteJSON(path string) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
-}
-
 // WriteMarkdown writes a section for docs/benchmarks.md.
 func (r *Report) WriteMarkdown(path string) error {
-	var b strings.Builder
 	m := r.Meta
-	fmt.Fprintf(&b, "## End to end: pod to pod on one node\n\n")
-	fmt.Fprintf(&b, "Measured %s with:\n\n```\n%s\n```\n\n", m.Date, m.Command)
-	fmt.Fprintf(&b, "Machine: %s, %d cores, kernel `%s`, %s. %d round(s) per variant, interleaved; "+
-		"throughput over a %g s window after %g s of warm-up", m.CPUModel, m.Cores, m.Kernel, m.GoVersion, m.Runs, m.WindowSeconds, m.WarmupSeconds)
+	b := program.NewSection("End to end: pod to pod on one node", m.Meta)
+	fmt.Fprintf(b, "throughput over a %g s window after %g s of warm-up", m.WindowSeconds, m.WarmupSeconds)
 	if m.LatencySeconds > 0 {
-		fmt.Fprintf(&b, "; latency from a %d s sockperf ping-pong", m.LatencySeconds)
+		fmt.Fprintf(b, "; latency from a %d s sockperf ping-pong", m.LatencySeconds)
 	}
 	b.WriteString(".\n\n")
 	b.WriteString("| variant | rx pps, median | min – max | offered pps | loss | CPU 0 / 1 busy | CPU ns per packet | p50 µs | p99 µs | p99.9 µs |\n")
@@ -259,43 +214,23 @@ func (r *Report) WriteMarkdown(path string) error {
 	for _, v := range r.Variants {
 		s := v.Summary
 		if s.RxPPS == nil {
-			fmt.Fprintf(&b, "| (%s) %s | failed | | | | | | | | |\n", v.ID, v.Name)
+			fmt.Fprintf(b, "| (%s) %s | failed | | | | | | | | |\n", v.ID, v.Name)
 			continue
 		}
 		var cpu []string
 		for _, c := range s.CPUBusy {
 			cpu = append(cpu, fmt.Sprintf("%.0f%%", c))
 		}
-		fmt.Fprintf(&b, "| (%s) %s | %s | %s – %s | %s | %s%% | %s | %s | %s | %s | %s |\n", v.ID, v.Name,
-			group(s.RxPPS.Median), group(s.RxPPS.Min), group(s.RxPPS.Max), group(s.OfferedPPS.Median),
+		fmt.Fprintf(b, "| (%s) %s | %s | %s – %s | %s | %s%% | %s | %s | %s | %s | %s |\n", v.ID, v.Name,
+			figure.Group(s.RxPPS.Median), figure.Group(s.RxPPS.Min), figure.Group(s.RxPPS.Max), figure.Group(s.OfferedPPS.Median),
 			loss(s), strings.Join(cpu, " / "), nsPkt(s.CPUNsPkt), us(s.P50us), us(s.P99us), us(s.P999us))
 	}
 	if len(r.Ratios) > 0 {
-		fmt.Fprintf(&b, "\nRatios of the medians: %s.\n", ratioList(r.Ratios))
+		fmt.Fprintf(b, "\nRatios of the medians: %s.\n", ratioList(r.Ratios))
 	}
-	b.WriteString("\nVariants:\n\n")
+	var vs []program.Variant
 	for _, v := range r.Variants {
-		fmt.Fprintf(&b, "- **(%s) %s**: %s\n", v.ID, v.Name, v.Desc)
+		vs = append(vs, v.Variant)
 	}
-	b.WriteString("\nMethod:\n\n")
-	for _, s := range m.Method {
-		fmt.Fprintf(&b, "- %s\n", s)
-	}
-	if r.Failed() {
-		b.WriteString("\nSome rounds failed; see the JSON report.\n")
-	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
-}
-
-// group writes n rounded, with thin thousands separators: 1 234 567.
-func group(v float64) string {
-	s := fmt.Sprintf("%d", int64(math.Round(v)))
-	var out []byte
-	for i := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, []byte("\u202f")...)
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
+	return b.Save(path, vs, m.Method, r.Failed())
 }

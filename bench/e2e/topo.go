@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,15 +11,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/ringnet/ringnet/bench/internal/child"
+	"github.com/ringnet/ringnet/bench/internal/counters"
+	"github.com/ringnet/ringnet/bench/internal/trafgen"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
 
 // nsPrefix starts the name of every namespace this program makes:
@@ -47,6 +46,9 @@ var (
 	gwIPv4   = "169.254.1.1"
 	topoSeq  atomic.Int32
 	nsNameRe = regexp.MustCompile(`^` + nsPrefix + `(\d+)-`)
+	// flow is the benchmark's frame: pod A to pod B's sink, through the
+	// gateway.
+	flow = trafgen.Flow{SrcMAC: podAMAC, DstMAC: gwMAC, Src: podAIP, Dst: podBIP, SrcPort: 40000, DstPort: sinkPort}
 )
 
 // binaries are the programs built once at start.
@@ -90,10 +92,9 @@ type topo struct {
 	procs            child.Group
 	logw             io.Writer
 
-	sink                  net.PacketConn   // UDP socket bound in pod B, never read
-	nodeNL, podANL, podBN *netlink.Handle  // netlink sockets inside each namespace
-	nsHandles             []netns.NsHandle // closed in cleanup
-	made                  []string         // namespaces created, for cleanup
+	sink                  net.PacketConn  // UDP socket bound in pod B, never read
+	nodeNL, podANL, podBN *netlink.Handle // netlink sockets inside each namespace
+	made                  []string        // namespaces created, for cleanup
 
 	trafgenConf string // trafgen config file
 	podsFile    string // ringnetd pods file
@@ -147,13 +148,13 @@ func (t *topo) setup(ctx context.Context) error {
 	}
 
 	var err error
-	if t.nodeNL, err = t.netlinkIn(t.node); err != nil {
+	if t.nodeNL, err = counters.OpenNS(t.node); err != nil {
 		return err
 	}
-	if t.podANL, err = t.netlinkIn(t.podA); err != nil {
+	if t.podANL, err = counters.OpenNS(t.podA); err != nil {
 		return err
 	}
-	if t.podBN, err = t.netlinkIn(t.podB); err != nil {
+	if t.podBN, err = counters.OpenNS(t.podB); err != nil {
 		return err
 	}
 
@@ -172,7 +173,7 @@ func (t *topo) setup(ctx context.Context) error {
 	}
 
 	t.trafgenConf = filepath.Join(t.dir, "udp64.trafgen")
-	if err := os.WriteFile(t.trafgenConf, []byte(trafgenConfig(podAMAC, gwMAC, podAIP, podBIP, 40000, sinkPort)), 0o644); err != nil {
+	if err := os.WriteFile(t.trafgenConf, []byte(flow.Config()), 0o644); err != nil {
 		return fmt.Errorf("write trafgen config: %w", err)
 	}
 	t.podsFile = filepath.Join(t.dir, "pods.yaml")
@@ -184,19 +185,6 @@ func (t *topo) setup(ctx context.Context) error {
 		return fmt.Errorf("write pods file: %w", err)
 	}
 	return nil
-}
-
-func (t *topo) netlinkIn(name string) (*netlink.Handle, error) {
-	h, err := netns.GetFromName(name)
-	if err != nil {
-		return nil, fmt.Errorf("open namespace %s: %w", name, err)
-	}
-	t.nsHandles = append(t.nsHandles, h)
-	nl, err := netlink.NewHandleAt(h)
-	if err != nil {
-		return nil, fmt.Errorf("netlink socket in %s: %w", name, err)
-	}
-	return nl, nil
 }
 
 // cleanup stops every process and removes every namespace; it is safe on a
@@ -213,10 +201,6 @@ func (t *topo) cleanup() {
 		}
 	}
 	t.nodeNL, t.podANL, t.podBN = nil, nil, nil
-	for _, h := range t.nsHandles {
-		h.Close()
-	}
-	t.nsHandles = nil
 	// Cleanup must run even when the run's context was cancelled.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -227,25 +211,6 @@ func (t *topo) cleanup() {
 		}
 	}
 	t.made = nil
-}
-
-// linkStats are the counters of one interface at one instant.
-type linkStats struct {
-	RxPackets, TxPackets, TxDropped, RxDropped uint64
-}
-
-// stats reads an interface's counters over netlink (IFLA_STATS64: the same
-// counters as /sys/class/net/IF/statistics, without a process per read).
-func stats(h *netlink.Handle, ifname string) (linkStats, error) {
-	l, err := h.LinkByName(ifname)
-	if err != nil {
-		return linkStats{}, fmt.Errorf("read counters of %s: %w", ifname, err)
-	}
-	s := l.Attrs().Statistics
-	if s == nil {
-		return linkStats{}, fmt.Errorf("read counters of %s: kernel sent none", ifname)
-	}
-	return linkStats{RxPackets: s.RxPackets, TxPackets: s.TxPackets, TxDropped: s.TxDropped, RxDropped: s.RxDropped}, nil
 }
 
 // xdpAttached reports whether an XDP program is attached to a node link.
@@ -261,33 +226,6 @@ func (t *topo) xdpAttached(ifname string) (bool, error) {
 func sysctl(ctx context.Context, nsName, key string) (string, error) {
 	out, err := child.Run(ctx, nsName, "sysctl", "-n", key)
 	return strings.TrimSpace(out), err
-}
-
-// snmpCounter reads a counter from /proc/net/snmp in a namespace, e.g.
-// ("Ip", "ForwDatagrams").
-func snmpCounter(ctx context.Context, nsName, group, name string) (uint64, error) {
-	out, err := child.Run(ctx, nsName, "cat", "/proc/net/snmp")
-	if err != nil {
-		return 0, err
-	}
-	var header []string
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 || f[0] != group+":" {
-			continue
-		}
-		if header == nil {
-			header = f
-			continue
-		}
-		for i, h := range header {
-			if h == name && i < len(f) {
-				return strconv.ParseUint(f[i], 10, 64)
-			}
-		}
-	}
-	return 0, fmt.Errorf("/proc/net/snmp in %s: no %s %s", nsName, group, name)
 }
 
 func lastLine(s string) string {

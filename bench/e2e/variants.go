@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ringnet/ringnet/bench/internal/child"
+	"github.com/ringnet/ringnet/bench/internal/counters"
 	"github.com/vishvananda/netlink"
 )
 
@@ -194,7 +195,7 @@ func startKernel(ctx context.Context, t *topo) (instance, error) {
 		return nil, err
 	}
 	var err error
-	if k.forward0, err = snmpCounter(ctx, t.node, "Ip", "ForwDatagrams"); err != nil {
+	if k.forward0, err = counters.SNMP(ctx, t.node, "Ip", "ForwDatagrams"); err != nil {
 		k.stop(ctx)
 		return nil, err
 	}
@@ -205,7 +206,7 @@ func (k *kernelInst) check(ctx context.Context, delivered uint64) (map[string]ui
 	if err := expectForwarding(ctx, k.t.node, "1"); err != nil {
 		return nil, err
 	}
-	fwd, err := snmpCounter(ctx, k.t.node, "Ip", "ForwDatagrams")
+	fwd, err := counters.SNMP(ctx, k.t.node, "Ip", "ForwDatagrams")
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +335,7 @@ func (r *ringnetdInst) check(ctx context.Context, delivered uint64) (map[string]
 		return nil, err
 	}
 	time.Sleep(50 * time.Millisecond) // let the rest of the block arrive
-	c, err := lastCounters(r.p.Stdout())
+	c, err := counters.Ringnetd(r.p.Stdout())
 	if err != nil {
 		return nil, err
 	}
@@ -349,42 +350,5 @@ func (r *ringnetdInst) stop(ctx context.Context) (map[string]uint64, error) {
 	if r.p.Err() != nil {
 		return nil, fmt.Errorf("ringnetd failed: %v%s", r.p.Err(), r.p.Tail())
 	}
-	return lastCounters(r.p.Stdout())
-}
-
-// lastCounters parses the last counters block ringnetd printed:
-//
-//	counters
-//	port rna rx_frames=N tx_frames=N ...   -> "port.rna.rx_frames"
-//	worker 0 forwarded=N dropped=N         -> "worker.0.forwarded"
-//	reason forwarded N                     -> "reason.forwarded"
-func lastCounters(out string) (map[string]uint64, error) {
-	i := strings.LastIndex(out, "counters\n")
-	if i < 0 {
-		return nil, fmt.Errorf("ringnetd printed no counters")
-	}
-	c := map[string]uint64{}
-	for _, line := range strings.Split(out[i+len("counters\n"):], "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 {
-			continue
-		}
-		switch f[0] {
-		case "port", "worker":
-			for _, kv := range f[2:] {
-				k, v, ok := strings.Cut(kv, "=")
-				if n, err := strconv.ParseUint(v, 10, 64); ok && err == nil {
-					c[f[0]+"."+f[1]+"."+k] = n
-				}
-			}
-		case "reason":
-			if n, err := strconv.ParseUint(f[2], 10, 64); err == nil {
-				c["reason."+f[1]] = n
-			}
-		}
-	}
-	if len(c) == 0 {
-		return nil, fmt.Errorf("ringnetd's counters block is empty or unreadable: %q", out[i:])
-	}
-	return c, nil
+	return counters.Ringnetd(r.p.Stdout())
 }

@@ -36,6 +36,12 @@ type Config struct {
 	// XDPMode is how the redirect program attaches to pod ports (default
 	// native).
 	XDPMode xdp.Mode
+	// IdleSpin keeps an interrupt-driven worker stepping this long after
+	// its last frame before it sleeps in poll(2): a reply that comes back
+	// within it (request/response traffic) finds the worker awake, which
+	// saves a wakeup per packet at the cost of up to IdleSpin of CPU per
+	// idle period. 0: sleep at once.
+	IdleSpin time.Duration
 	// IdleTimeout bounds how long an interrupt-driven worker sleeps
 	// without frames (default 200ms); port changes wake it sooner.
 	IdleTimeout time.Duration

@@ -304,8 +304,16 @@ func (w *Worker) run(cpu, wakeFD int) {
 	timeout := int(w.dp.cfg.IdleTimeout.Milliseconds())
 	var drain [8]byte
 	w.lastStep = int64(time.Since(w.dp.epoch)) // time before Start is not the worker's
+	spin := w.dp.cfg.IdleSpin
+	var lastWork time.Time
 	for !w.dp.stop.Load() {
-		if w.step() > 0 || w.dp.cfg.BusyPoll {
+		if w.step() > 0 {
+			if spin > 0 {
+				lastWork = time.Now()
+			}
+			continue
+		}
+		if w.dp.cfg.BusyPoll || (spin > 0 && time.Since(lastWork) < spin) {
 			continue
 		}
 		// Say we sleep, then look at the host queue once more: the slow

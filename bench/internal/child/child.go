@@ -108,6 +108,21 @@ func (ps *Group) Start(name, ns string, args ...string) (*Proc, error) {
 	return p, nil
 }
 
+// StartReady starts a process like Start, then waits up to timeout for
+// text in its output (a server's "listening" line); if it does not come,
+// it kills the process and says why.
+func (ps *Group) StartReady(ctx context.Context, name, ns, text string, timeout time.Duration, args ...string) (*Proc, error) {
+	p, err := ps.Start(name, ns, args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.WaitForText(ctx, text, timeout); err != nil {
+		p.Stop(syscall.SIGKILL, 2*time.Second)
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	return p, nil
+}
+
 // KillAll kills every process group still running and waits for them.
 func (ps *Group) KillAll() {
 	ps.mu.Lock()

@@ -1,0 +1,289 @@
+// Command crossnode is ringnet's cross-node benchmark: pod to pod between
+// two nodes on one underlay subnet (192.168.50.0/24), five datapaths
+// measured in one run:
+//
+//	(a) kernel host-gw: Linux routing, as Flannel's host-gw backend
+//	(b) kernel VXLAN: Flannel's vxlan backend datapath (flannel.1)
+//	(c) ringnet direct, (d) ringnet VXLAN, (e) ringnet IPIP: ringnetd on
+//	    both nodes with a cluster file in that tunnel mode
+//
+// Run it as root from the repository:
+//
+//	go run ./bench/crossnode [--runs 3] [--window 5s] [--tcp-time 4s] [--quiet-wait 1m]
+//	                         [--variants a,b,c,d,e] [--ringnetd-flags "..."] [--quick]
+//	                         [--json FILE] [--markdown FILE]
+//
+// It builds ringnetd and the CNI plugin once, then one topology per
+// variant (internal/topo: an underlay bridge, two node namespaces, a
+// sender pod on n1 and a receiver pod on n2; the ringnet pods made by the
+// CNI plugin through libcni), all kept for the whole run. Rounds are
+// interleaved (a,b,c,d,e,a,b,...) so that machine noise hits all alike.
+// Each round of a variant measures, in order:
+//
+//   - 64-byte UDP packets per second: trafgen in the sender pod (one
+//     worker on CPU 0), counted at the receiver pod's eth0 over the window;
+//     the receiving node's counters must show that the frames came the
+//     variant's way (its uplink saw them at the variant's size on the
+//     wire; IP forwarding, flannel.1, or ringnetd's to_peer/from_peer),
+//   - sockperf ping-pong latency between the pods (p50, p99, p99.9),
+//   - iperf3 TCP throughput between the pods, one stream.
+//
+// The machine may be shared: before each round it waits (--quiet-wait)
+// until other work leaves the CPUs alone, and it marks a round disturbed,
+// and leaves it out of the medians, when processes outside its namespaces
+// took more than a tenth of a core while it ran. The report says what
+// limited each figure: the sender's core, losses on the path (by counter),
+// or the CPUs.
+//
+// Everything it creates (topologies rntxbn*, processes, temporary files)
+// is removed on exit, on error and on SIGINT/SIGTERM; a later run sweeps
+// what a run killed with SIGKILL left.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ringnet/ringnet/bench/internal/child"
+	"github.com/ringnet/ringnet/bench/internal/cpustat"
+	"github.com/ringnet/ringnet/bench/internal/program"
+	"github.com/ringnet/ringnet/internal/ringnode"
+	"github.com/ringnet/ringnet/internal/topo"
+)
+
+// options are the benchmark's settings; flags fill them.
+type options struct {
+	Runs     int
+	Warmup   time.Duration
+	Window   time.Duration // trafgen's window and sockperf's duration
+	TCPTime  time.Duration
+	Quiet    time.Duration // how long to wait for a quiet machine before a round
+	Variants []string      // ids, in order
+	Ringnetd []string      // more ringnetd flags for the ringnet variants
+	JSON     string
+	Markdown string
+	Command  string // how the run was invoked, for the reports
+
+	bins ringnode.Binaries // prebuilt (the tests'); built by bench if empty
+}
+
+func (o options) latencySeconds() int { return int(o.Window / time.Second) }
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	program.Flags("crossnode", err)
+	ctx, stop := program.Context()
+	defer stop()
+	rep, err := bench(ctx, o, os.Stderr)
+	program.Finish(ctx, "crossnode", rep, err, o.JSON, o.Markdown)
+}
+
+func parseFlags(args []string) (options, error) {
+	vs := make([]program.Variant, len(variants))
+	for i, v := range variants {
+		vs[i] = program.Variant{ID: v.ID, Name: v.Name, Desc: v.Desc}
+	}
+	fs := program.NewFlagSet("./bench/crossnode", "Measures pod-to-pod 64-byte UDP pps, sockperf latency and iperf3 TCP between two nodes", vs)
+	runs := fs.Int("runs", 3, "rounds per variant (interleaved a,b,c,d,e,a,b,...)")
+	window := fs.Duration("window", 5*time.Second, "64-byte UDP measurement window (also sockperf's duration)")
+	warmup := fs.Duration("warmup", time.Second, "traffic before the window starts")
+	tcpTime := fs.Duration("tcp-time", 4*time.Second, "iperf3 duration")
+	quiet := fs.Duration("quiet-wait", time.Minute, fmt.Sprintf("before each round, wait up to this long for the machine to be quiet (at most %.0f%% busy; 0: do not wait)", quietBusy))
+	list := fs.String("variants", "a,b,c,d,e", "comma-separated subset of a,b,c,d,e")
+	daemonFlags := fs.String("ringnetd-flags", "", "more ringnetd flags for (c), (d) and (e), space-separated, e.g. \"--cpus 1\"")
+	jsonPath := fs.String("json", "", "write every raw and summarised figure as JSON to `FILE`")
+	mdPath := fs.String("markdown", "", "write a docs/benchmarks.md section to `FILE`")
+	quick := fs.Bool("quick", false, "smoke run: 1 round, 1s windows, 0.3s warm-up (unless given explicitly)")
+	if err := program.Parse(fs, args); err != nil {
+		return options{}, err
+	}
+	if *quick {
+		quickRun := map[string]string{"runs": "1", "window": "1s", "tcp-time": "1s", "warmup": "300ms", "quiet-wait": "0"}
+		if err := program.Defaults(fs, quickRun); err != nil {
+			return options{}, err
+		}
+	}
+	o := options{Runs: *runs, Window: *window, Warmup: *warmup, TCPTime: *tcpTime, Quiet: *quiet, JSON: *jsonPath, Markdown: *mdPath,
+		Ringnetd: strings.Fields(*daemonFlags), Command: program.Command("./bench/crossnode", args)}
+	switch {
+	case o.Runs < 1:
+		return o, errors.New("--runs must be at least 1")
+	case o.Window < time.Second || o.Window%time.Second != 0:
+		return o, errors.New("--window must be whole seconds, at least 1s (sockperf runs for it)")
+	case o.TCPTime < time.Second || o.TCPTime%time.Second != 0:
+		return o, errors.New("--tcp-time must be whole seconds, at least 1s")
+	case o.Warmup < 0 || o.Quiet < 0:
+		return o, errors.New("--warmup and --quiet-wait must not be negative")
+	}
+	var err error
+	o.Variants, err = program.ParseVariants(*list, vs)
+	return o, err
+}
+
+// runner is one benchmark run's processes and log.
+type runner struct {
+	o     options
+	procs child.Group // trafgen, sockperf and iperf3 servers
+	logw  io.Writer
+	ours  map[uint64]bool // the network namespaces of every setup, by inode: what runs there is the benchmark's
+}
+
+// bench runs the whole benchmark and returns its report. A round that fails
+// is recorded in the report (and makes Report.Failed true); an error is
+// returned only when the benchmark cannot go on (build, topology,
+// interruption), together with what was measured so far.
+func bench(ctx context.Context, o options, logw io.Writer) (rep *Report, err error) {
+	if err := child.Preflight("network namespaces, XDP, AF_XDP", "ip", "ethtool", "ping", "trafgen", "taskset", "sockperf", "iperf3"); err != nil {
+		return nil, err
+	}
+	if _, err := child.ModuleRoot(ctx); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "ringnet-crossnode-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	e := &env{bins: o.bins, dir: dir, flags: o.Ringnetd}
+	if e.bins.Ringnetd == "" {
+		fmt.Fprintf(logw, "build ringnetd and the CNI plugin\n")
+		if e.bins, err = ringnode.Build(filepath.Join(dir, "bin")); err != nil {
+			return nil, err
+		}
+	}
+	if err := topo.Sweep(topoPrefix); err != nil {
+		fmt.Fprintf(logw, "sweep what earlier runs left: %v\n", err)
+	}
+
+	r := &runner{o: o, logw: logw, ours: map[uint64]bool{}}
+	defer r.procs.KillAll()
+	var setups []*setup
+	defer func() {
+		for i := len(setups) - 1; i >= 0; i-- {
+			if cerr := setups[i].close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("clean up (%s): %w", setups[i].v.ID, cerr))
+			}
+		}
+	}()
+	rep = newReport(o)
+	for _, id := range o.Variants {
+		v, _ := variantByID(id)
+		s, err := newSetup(ctx, e, v)
+		setups = append(setups, s)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, child.ErrStopped
+			}
+			return nil, fmt.Errorf("build (%s) %s: %w", v.ID, v.Name, err)
+		}
+		rep.variant(v).PodMTU = s.podMTU
+		for _, ns := range []string{s.n1.NS, s.n2.NS, s.send.NS, s.recv.NS} {
+			ino, err := cpustat.NetnsInode(ns)
+			if err != nil {
+				return nil, err
+			}
+			r.ours[ino] = true
+		}
+		fmt.Fprintf(logw, "(%s) %-15s pod %v on n1 -> pod %v on n2, pod MTU %d (topology %s)\n", v.ID, v.Name, s.send.IP, s.recv.IP, s.podMTU, s.topo.ID)
+	}
+
+	for round := 1; round <= o.Runs; round++ {
+		for _, s := range setups {
+			res := r.watched(ctx, s)
+			if ctx.Err() != nil {
+				// The interrupted round is left out: it measured nothing whole.
+				rep.summarise()
+				return rep, child.ErrStopped
+			}
+			res.Round = round
+			vr := rep.variant(s.v)
+			vr.Runs = append(vr.Runs, res)
+			fmt.Fprintln(logw, res.line(s.v))
+		}
+	}
+	rep.summarise()
+	return rep, nil
+}
+
+// watched runs a round of s once the machine is quiet, and marks it
+// disturbed if other work took the cores meanwhile.
+func (r *runner) watched(ctx context.Context, s *setup) *RunResult {
+	background, err := r.quiet(ctx)
+	if err != nil && ctx.Err() == nil {
+		fmt.Fprintf(r.logw, "measure the machine's load: %v\n", err)
+	}
+	start, others0 := time.Now(), r.others()
+	res := r.round(ctx, s)
+	if others1 := r.others(); others0 >= 0 && others1 >= others0 {
+		res.OtherWork = float64(others1-others0) / time.Since(start).Seconds() / 10 // ms per s to % of a core
+	}
+	res.BackgroundBusy = background
+	res.Disturbed = background > quietBusy || res.OtherWork > otherWorkMax
+	return res
+}
+
+// quietBusy is the share of the machine (all CPUs, percent) other work may
+// keep busy while a round starts; quietSample is what it is measured over.
+const (
+	quietBusy   = 10.0
+	quietSample = 500 * time.Millisecond
+)
+
+// otherWorkMax is how much CPU other work may take during a round, in
+// percent of one core, before the round counts as disturbed.
+const otherWorkMax = 10.0
+
+// others is the CPU time other work has used so far (cpustat.Others), in
+// milliseconds, or -1 if it cannot be read.
+func (r *runner) others() int64 {
+	ms, err := cpustat.Others(r.ours)
+	if err != nil {
+		fmt.Fprintf(r.logw, "  read other work's CPU time: %v\n", err)
+		return -1
+	}
+	return int64(ms)
+}
+
+// quiet waits, up to --quiet-wait, until the machine is quiet: on a shared
+// machine other people's builds and tests take the cores that the
+// variants are measured on. It returns the share busy when it stopped
+// waiting, which the round records.
+func (r *runner) quiet(ctx context.Context) (float64, error) {
+	start := time.Now()
+	for {
+		busy, err := cpustat.Busy(ctx, quietSample)
+		if err != nil || busy <= quietBusy || time.Since(start) >= r.o.Quiet {
+			if waited := time.Since(start) - quietSample; err == nil && waited > time.Second {
+				fmt.Fprintf(r.logw, "  waited %.0fs for other work to stop (machine %.0f%% busy now)\n", waited.Seconds(), busy)
+			}
+			return busy, err
+		}
+	}
+}
+
+// line is the round's one-line log entry.
+func (res *RunResult) line(v variant) string {
+	line := fmt.Sprintf("round %d (%s) %-15s", res.Round, v.ID, v.Name)
+	if res.Disturbed {
+		line += fmt.Sprintf(" [disturbed: machine %.0f%% busy before, other work %.0f%% of a core during]", res.BackgroundBusy, res.OtherWork)
+	}
+	if tp := res.Throughput; tp != nil {
+		line += fmt.Sprintf(" rx %7.0f pps offered %7.0f", tp.RxPPS, tp.OfferedPPS)
+	}
+	if l := res.Latency; l != nil {
+		line += fmt.Sprintf("  p50 %.1f p99 %.1f p99.9 %.1f µs", l.P50us, l.P99us, l.P999us)
+	}
+	if t := res.TCP; t != nil {
+		line += fmt.Sprintf("  TCP %.2f Gbit/s (%d retr)", t.Gbps, t.Retransmits)
+	}
+	for _, e := range res.Errors {
+		line += "\n  FAILED: " + e
+	}
+	return line
+}
