@@ -159,6 +159,13 @@ func hostSide(host netlink.Link) error {
 	// IPv6 on it, so the node sends nothing of its own (router
 	// solicitations, MLD) to the pod.
 	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0o644)
+	// And no IPv4 forwarding from it: while ringnetd is down (its XDP
+	// program detached), what the pod sends must stop at the node, not be
+	// routed by the node's kernel around the fast path and its policy.
+	// Delivery to the node's own addresses is not forwarding and still works.
+	if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+name+"/forwarding", []byte("0"), 0o644); err != nil {
+		return fmt.Errorf("pod port %s: turn IPv4 forwarding off on the host end: %w", name, err)
+	}
 	if err := netlink.LinkSetUp(host); err != nil {
 		return fmt.Errorf("pod port %s: set host end up: %w", name, err)
 	}

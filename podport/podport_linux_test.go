@@ -14,6 +14,9 @@ func TestSetupTeardown(t *testing.T) {
 	mac, _ := net.ParseMAC("02:00:00:00:01:01")
 	cfg := Config{NetNS: pod.Path, HostIfname: "rnt0", IPv4: netip.MustParseAddr("10.244.1.5"),
 		IPv6: netip.MustParseAddr("fd00:1::5"), PodMAC: mac, MTU: 1450, Queues: 2}
+	// A node routes (ip_forward=1); new interfaces inherit it unless Setup
+	// turns it off on the host end.
+	netnstest.Run(t, node.Name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	var port Port
 	node.Do(t, func() error {
 		var err error
@@ -51,6 +54,9 @@ func TestSetupTeardown(t *testing.T) {
 	host := netnstest.Run(t, node.Name, "ip", "link", "show", "rnt0")
 	if !strings.Contains(host, "ee:ee:ee:ee:ee:ee") || !strings.Contains(host, "mtu 1450") {
 		t.Errorf("host end:\n%s", host)
+	}
+	if v := netnstest.Run(t, node.Name, "sysctl", "-n", "net.ipv4.conf.rnt0.forwarding"); strings.TrimSpace(v) != "0" {
+		t.Errorf("host end forwards IPv4 (forwarding=%s): with ringnetd down the node would route pod traffic", strings.TrimSpace(v))
 	}
 	if v := netnstest.Run(t, node.Name, "sysctl", "-n", "net.ipv6.conf.rnt0.disable_ipv6"); strings.TrimSpace(v) != "1" {
 		t.Errorf("host end has IPv6 enabled")
