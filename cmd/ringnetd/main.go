@@ -92,6 +92,7 @@ func run(args []string, out io.Writer) error {
 	cpus := fs.String("cpus", "", "comma-separated CPUs to pin workers to (worker i on the i-th, round robin); empty: not pinned")
 	busy := fs.Bool("busy-poll", false, "spin on the rings instead of sleeping when idle (lowest latency, one core per worker)")
 	batch := fs.Int("batch", 64, "frames per RX batch")
+	failOpen := fs.Bool("policy-fail-open", false, "with --kubernetes: forward between pods before the first NetworkPolicy compile (default: fail closed — after a start or restart nothing passes between pods until the policy is known; the host still reaches its pods)")
 	idleSpin := fs.Duration("idle-spin", 0, "without --busy-poll: keep polling the rings this long after the last frame before sleeping (e.g. 50us: lower request/response latency for a little CPU)")
 	xdpMode := fs.String("xdp-mode", "native", "how XDP attaches to pod veths and the uplink: native or generic")
 	bind := fs.String("bind", "auto", "AF_XDP bind mode: auto, copy or zero-copy (veth has copy only)")
@@ -149,7 +150,8 @@ func run(args []string, out io.Writer) error {
 	}
 	rs := uint32(*ringSize)
 	cfg := pipeline.Config{
-		Workers: *workers, CPUs: cpuList, BusyPoll: *busy, IdleSpin: *idleSpin, Batch: *batch, XDPMode: mode, Logger: log,
+		Workers: *workers, CPUs: cpuList, BusyPoll: *busy, IdleSpin: *idleSpin,
+		PolicyRequired: x != nil && x.kube != nil && !*failOpen, Batch: *batch, XDPMode: mode, Logger: log,
 		XSK: xsk.Config{NumFrames: uint32(*frames), FrameSize: uint32(*frameSize),
 			FillSize: rs, CompletionSize: rs, RxSize: rs, TxSize: rs, Bind: bm, NoNeedWakeup: *noWakeup},
 		Gateway: pipeline.Gateway{MAC: [6]byte(podport.GatewayMAC), IPv4: podport.GatewayIPv4.As4(),

@@ -47,6 +47,12 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Gateway is the pods' link-local gateway.
 	Gateway Gateway
+	// PolicyRequired makes the dataplane fail closed: until the first
+	// SetPolicy, nothing is forwarded between pods, or between pods and
+	// other nodes (counted as policy_pending); the host still reaches its
+	// pods. For a restart: no flow that policy denies passes before the
+	// policy is known again.
+	PolicyRequired bool
 	// ConntrackCapacity is the connections tracked for NetworkPolicy
 	// (default DefaultConntrackCapacity), allocated at the first SetPolicy.
 	ConntrackCapacity int
@@ -126,6 +132,7 @@ type Dataplane struct {
 	under     atomic.Pointer[underlay]        // written under mu (SetRoutes, AddUplink), read by workers per step; nil: no uplink
 	routes    Routes                          // guarded by mu: the last SetRoutes, recompiled when the uplink changes
 	policy    atomic.Pointer[Policy]          // written under mu (SetPolicy), read by workers per step; nil: no enforcement
+	pending   atomic.Bool                     // Config.PolicyRequired until the first SetPolicy; read by workers per step
 	ct        atomic.Pointer[conntrack.Table] // made once under mu by the first SetPolicy; the table itself is concurrent
 	hostPort  *HostPort                       // set under mu before Start, then fixed; nil: no slow path
 	hostGen   uint64                          // guarded by mu
@@ -167,6 +174,7 @@ func New(cfg Config) (*Dataplane, error) {
 		return nil, fmt.Errorf("dataplane: %w", err)
 	}
 	d := &Dataplane{cfg: cfg, epoch: time.Now()}
+	d.pending.Store(cfg.PolicyRequired)
 	d.ports.Store(&portSet{})
 	eps, _ := endpoint.New(0, nil)
 	d.endpoints.Store(eps)

@@ -217,8 +217,8 @@ func (f *forwarder) toPeer(frame []byte, idx uint16, eps *endpoint.Table) (verdi
 		if p.TTL <= 1 {
 			return f.exception(frame, PuntTTLExpired)
 		}
-		if !f.admit(eps) {
-			return vDrop, 0, 0, stats.PolicyDenied
+		if ok, r := f.admit(eps); !ok {
+			return vDrop, 0, 0, r
 		}
 		decrementTTL(frame, p)
 	}
@@ -302,8 +302,8 @@ func (f *forwarder) fromPeer(frame []byte, eps *endpoint.Table) (verdict, uint16
 	if p.TTL <= 1 {
 		return vDrop, 0, stats.TTLExpired
 	}
-	if !f.admit(eps) {
-		return vDrop, 0, stats.PolicyDenied
+	if ok, r := f.admit(eps); !ok {
+		return vDrop, 0, r
 	}
 	decrementTTL(frame, p)
 	f.rewriteL2(frame, ep.MAC)

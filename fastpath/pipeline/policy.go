@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ringnet/ringnet/fastpath/packet"
+	"github.com/ringnet/ringnet/fastpath/stats"
 	"github.com/ringnet/ringnet/tables/conntrack"
 	"github.com/ringnet/ringnet/tables/endpoint"
 	"github.com/ringnet/ringnet/tables/policy"
@@ -64,6 +65,7 @@ func (d *Dataplane) SetPolicy(p *Policy) error {
 		d.ct.Store(ct)
 	}
 	d.policy.Store(p)
+	d.pending.Store(false)
 	return nil
 }
 
@@ -72,12 +74,19 @@ func (d *Dataplane) SetPolicy(p *Policy) error {
 func (d *Dataplane) Conntrack() *conntrack.Table { return d.ct.Load() }
 
 // admit applies policy to the parsed packet about to be forwarded, with
-// its connection tracked in f.ct. It reports whether the packet may pass.
-func (f *forwarder) admit(eps *endpoint.Table) bool {
+// its connection tracked in f.ct. It reports whether the packet may pass,
+// and if not, why.
+func (f *forwarder) admit(eps *endpoint.Table) (bool, stats.Reason) {
 	pol := f.pol
 	if pol == nil {
-		return true
+		return !f.pending, stats.PolicyPending
 	}
+	return f.admitTracked(eps), stats.PolicyDenied
+}
+
+// admitTracked is admit under a published policy.
+func (f *forwarder) admitTracked(eps *endpoint.Table) bool {
+	pol := f.pol
 	p := &f.p
 	if (p.Fragment && !p.FirstFragment) || isICMPError(p) {
 		return true

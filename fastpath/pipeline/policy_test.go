@@ -136,3 +136,30 @@ func TestPolicyEcho(t *testing.T) {
 		t.Error("an echo request B->A passed; A's ingress is default deny")
 	}
 }
+
+// TestPolicyRequired: a dataplane that fails closed forwards nothing
+// between pods until a policy is published, then what it allows.
+func TestPolicyRequired(t *testing.T) {
+	d, err := New(Config{Gateway: testGW, PolicyRequired: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := pairPort(t, d, PortSpec{Ifname: "a", MAC: macA[:], IPv4: netip.MustParseAddr("10.244.0.10")})[0]
+	b := pairPort(t, d, PortSpec{Ifname: "b", MAC: macB[:], IPv4: netip.MustParseAddr("10.244.0.11")})[0]
+	w := d.workers[0]
+	send := func() int {
+		a.Deliver(tcp4(macA, "10.244.0.10", "10.244.0.11", 40000, 80, syn))
+		w.step()
+		return len(sent(b))
+	}
+	if send() != 0 {
+		t.Fatal("a frame passed before any policy was published")
+	}
+	setPolicy(t, d, 1, fromAOn80)
+	if send() != 1 {
+		t.Fatalf("TCP 80 A->B refused under a policy that allows it; counters %v", counts(w))
+	}
+	if diff := cmp.Diff(map[string]uint64{"forwarded": 1, "policy_pending": 1}, counts(w)); diff != "" {
+		t.Errorf("counters (-want +got):\n%s", diff)
+	}
+}

@@ -45,7 +45,8 @@ type forwarder struct {
 	fromHost bool             // the frames come from the host (the slow path), not a pod port
 	from     *Port            // the pod port the frames come from; nil for the host
 	under    *underlay        // nil: no uplink; nothing is sent to peer nodes
-	pol      *Policy          // nil: no NetworkPolicy enforcement
+	pol      *Policy          // nil: no NetworkPolicy enforcement (or, with pending, none yet)
+	pending  bool             // fail closed: no policy published yet
 	ct       *conntrack.Table // with pol: the connections policy admitted
 	now      int64            // ns, the worker's monotonic clock, for the token buckets
 
@@ -123,8 +124,8 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 			if p.TTL <= 1 {
 				return f.exception(frame, PuntTTLExpired)
 			}
-			if !f.admit(eps) {
-				return vDrop, 0, 0, stats.PolicyDenied
+			if ok, r := f.admit(eps); !ok {
+				return vDrop, 0, 0, r
 			}
 			packet.IPv4(frame[p.L3Off:]).DecrementTTL()
 		}
@@ -170,8 +171,8 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 			if p.TTL <= 1 {
 				return f.exception(frame, PuntTTLExpired)
 			}
-			if !f.admit(eps) {
-				return vDrop, 0, 0, stats.PolicyDenied
+			if ok, r := f.admit(eps); !ok {
+				return vDrop, 0, 0, r
 			}
 			packet.IPv6(frame[p.L3Off:]).SetHopLimit(p.TTL - 1)
 		}

@@ -114,7 +114,7 @@ func (w *Worker) step() int {
 	w.account(now)
 	eps := w.dp.endpoints.Load()
 	w.fwd.under = w.dp.under.Load()
-	w.fwd.pol, w.fwd.ct = w.dp.policy.Load(), w.dp.ct.Load()
+	w.fwd.pol, w.fwd.ct, w.fwd.pending = w.dp.policy.Load(), w.dp.ct.Load(), w.dp.pending.Load()
 	w.fwd.now = now
 	if w.toHost != nil {
 		w.fwd.host = w.dp.host.Load()

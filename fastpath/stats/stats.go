@@ -83,6 +83,7 @@ const (
 	SpoofedMAC          // from a pod, with a source MAC that is not the pod's
 	SpoofedIP           // from a pod, with a source address that is not the pod's
 	PolicyDenied        // NetworkPolicy does not allow the connection (or no longer does)
+	PolicyPending       // no NetworkPolicy published yet and the dataplane fails closed (Config.PolicyRequired)
 
 	// Decapsulation failures, one per encap.Error (package pipeline maps them).
 	DecapTruncated
@@ -119,7 +120,7 @@ var names = func() [NumReasons]string {
 		"unknown_ethertype_over_limit", "ttl_expired_over_limit", "unreachable_over_limit", "punt_queue_full",
 		"host_rx", "host_rx_queue_full", "host_tx", "host_tx_error",
 		"to_peer", "from_peer", "peer_unresolved", "frag_needed", "frag_needed_over_limit", "tunnel_too_big",
-		"uplink_unexpected", "unknown_vtep", "peer_no_pod", "spoofed_mac", "spoofed_ip", "policy_denied",
+		"uplink_unexpected", "unknown_vtep", "peer_no_pod", "spoofed_mac", "spoofed_ip", "policy_denied", "policy_pending",
 		"decap_truncated", "decap_not_ipv4", "decap_bad_ip_header", "decap_ip_options", "decap_fragment",
 		"decap_bad_checksum", "decap_not_local", "decap_wrong_protocol", "decap_wrong_port",
 		"decap_bad_vxlan_header", "decap_wrong_vni", "decap_inner_truncated", "decap_inner_version",

@@ -64,6 +64,7 @@ type Daemon struct {
 	State  string
 
 	bins Binaries
+	args []string // ringnetd's flags, for Restart
 	cmd  *exec.Cmd
 	done chan error
 	out  *logBuffer
@@ -100,37 +101,56 @@ func Start(ctx context.Context, bins Binaries, n *topo.Node, o Options) (*Daemon
 	if o.NodeName != "" {
 		name = o.NodeName
 	}
-	args = append(append(args, "--node", name, "--socket", d.Socket, "--state-dir", d.State), o.Args...)
-	d.cmd = topo.Command(context.Background(), n.NS, bins.Ringnetd, args...)
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	if err := d.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start ringnetd on %s: %w", n.Name, err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
+	d.args = append(append(args, "--node", name, "--socket", d.Socket, "--state-dir", d.State), o.Args...)
 	conf := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "ringnet", "plugins": [{"type": "ringnet", "socket": %q}]}`, d.Socket)
 	if d.list, err = libcni.ConfListFromBytes([]byte(conf)); err != nil {
-		d.kill()
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	d.cni = libcni.NewCNIConfigWithCacheDir([]string{bins.CNIDir}, filepath.Join(dir, "cni-cache"), nil)
+	if err := d.launch(ctx); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return d, nil
+}
+
+// Restart kills ringnetd (SIGKILL, as a crash would) if it runs, and starts
+// it again with the same flags and state, as a supervisor would; it returns
+// once the new process serves the CNI plugin. The pods stay.
+func (d *Daemon) Restart(ctx context.Context) error {
+	d.kill()
+	d.done = make(chan error, 1)
+	return d.launch(ctx)
+}
+
+// launch starts ringnetd and waits until it serves the CNI plugin.
+func (d *Daemon) launch(ctx context.Context) error {
+	n := d.Node
+	d.cmd = topo.Command(context.Background(), n.NS, d.bins.Ringnetd, d.args...)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		return fmt.Errorf("start ringnetd on %s: %w", n.Name, err)
+	}
+	done := d.done
+	go func() { done <- d.cmd.Wait() }()
 	cl := api.NewClient(d.Socket)
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		if _, err := cl.Status(ctx); err == nil {
-			return d, nil
+			return nil
 		}
 		select {
 		case err := <-d.done:
 			d.done <- err
-			return nil, fmt.Errorf("ringnetd on %s exited: %v\n%s", n.Name, err, d.Log())
+			return fmt.Errorf("ringnetd on %s exited: %v\n%s", n.Name, err, d.Log())
 		case <-ctx.Done():
 			d.kill()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			d.kill()
-			return nil, fmt.Errorf("ringnetd on %s not serving after 20s:\n%s", n.Name, d.Log())
+			return fmt.Errorf("ringnetd on %s not serving after 20s:\n%s", n.Name, d.Log())
 		}
 	}
 }
