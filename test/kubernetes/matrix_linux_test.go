@@ -154,7 +154,6 @@ var matrixCases = []matrixCase{
 		func(p mprobe) bool { return p.to.ns != "x" || p.from.ns == "x" }},
 }
 
-
 // TestReachabilityMatrix: namespaces x, y, z with pods a, b, c spread over
 // two nodes; for each case the policies are created through the API and
 // TCP and UDP on ports 80 and 81 are probed between every pair, against
