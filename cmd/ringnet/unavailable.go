@@ -15,9 +15,9 @@ func (e *unavailableError) Error() string {
 }
 
 var unavailable = map[string]*unavailableError{
-	"policy": {"policy", "ringnetd does not enforce NetworkPolicy yet " +
-		"(missing feature: NetworkPolicy in the fast path; the verdict table, tables/policy, exists but the agent " +
-		"compiles no policy into it), so every pod may reach every other and there is no policy to show"},
+	"policy": {"policy", "the CLI's view of NetworkPolicy is not built yet (missing feature: what an endpoint may " +
+		"reach and why). ringnetd --kubernetes does enforce NetworkPolicy; its drops are counted as policy_denied " +
+		"in `ringnet stats`"},
 	"services": {"services", "ringnetd does not load-balance Services yet " +
 		"(missing feature: Services in the fast path, Maglev and NAT; tables/service exists but the agent fills " +
 		"no service table), so pods' traffic to Service addresses goes to the node's kernel through the slow path, " +
