@@ -10,9 +10,8 @@ import (
 // report bytes per second of inner frame.
 
 var (
-	sinkInt   int
-	sinkError Error
-	sinkHash  uint32
+	sinkInt  int
+	sinkHash uint32
 )
 
 func BenchmarkVXLANEncap(b *testing.B) {
