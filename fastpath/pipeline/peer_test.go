@@ -343,3 +343,16 @@ func TestTunnelAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestDecapReasons: every decapsulation failure is counted under the reason
+// of the same name, and no two share one.
+func TestDecapReasons(t *testing.T) {
+	seen := map[string]bool{}
+	for e := encap.Error(1); e < encap.NumErrors; e++ {
+		got := decapReason[e].String()
+		if got != "decap_"+e.String() || seen[got] {
+			t.Errorf("encap.%v counted as %q", e, got)
+		}
+		seen[got] = true
+	}
+}
