@@ -15,36 +15,19 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ringnet/ringnet/internal/ringnode"
+	"github.com/ringnet/ringnet/internal/ringnode/ringnodetest"
 	"github.com/ringnet/ringnet/internal/topo"
 )
 
 var bins ringnode.Binaries
 
-func TestMain(m *testing.M) {
-	code := func() int {
-		if os.Geteuid() == 0 {
-			dir, err := os.MkdirTemp("", "ringnet-crossnode-bin")
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
-			defer os.RemoveAll(dir)
-			if bins, err = ringnode.Build(dir); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { ringnodetest.Main(m, &bins) }
 
 // testCluster is a running test cluster.
 type testCluster struct {

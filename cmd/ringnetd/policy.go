@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/ringnet/ringnet/agent/k8s"
@@ -17,12 +16,12 @@ import (
 )
 
 // policyCompiler publishes each policy input as a new policy snapshot.
+// publish runs on the policy source's goroutine only.
 type policyCompiler struct {
 	dp  *pipeline.Dataplane
 	m   *metrics.Metrics
 	log *slog.Logger
 
-	mu   sync.Mutex // guards prev and gen (publish runs on the source's goroutine; kept safe anyway)
 	prev *netpol.Compiled
 	gen  uint32
 }
@@ -30,8 +29,6 @@ type policyCompiler struct {
 // publish compiles in and publishes it; on failure the last good policy
 // stays.
 func (pc *policyCompiler) publish(in k8s.PolicyInput, first, _ time.Time) {
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
 	start := time.Now()
 	c, err := netpol.Compile(uint64(pc.gen)+1, pc.prev, in.Namespaces, in.Pods, in.Policies)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/ringnet/ringnet/encap"
 	"github.com/ringnet/ringnet/fastpath/xdp"
 	"github.com/ringnet/ringnet/fastpath/xsk"
 	"golang.org/x/sys/unix"
@@ -96,12 +95,7 @@ func (d *Dataplane) AddUplink(spec UplinkSpec) (_ *Port, err error) {
 	case spec.VtepMAC != nil && len(spec.VtepMAC) != 6:
 		return nil, fmt.Errorf("uplink %s: VTEP MAC %q is not a 6-byte MAC", spec.Ifname, spec.VtepMAC)
 	}
-	if spec.VXLANPort == 0 {
-		spec.VXLANPort = encap.FlannelPort
-	}
-	if spec.VNI == 0 {
-		spec.VNI = encap.FlannelVNI
-	}
+	spec = spec.withDefaults()
 	for _, p := range d.ports.Load().ports {
 		if p != nil && p.Spec.Ifname == spec.Ifname {
 			return nil, fmt.Errorf("uplink %s: already attached as a pod port", spec.Ifname)

@@ -36,6 +36,17 @@ type UplinkSpec struct {
 	LocalPrefixes []netip.Prefix
 }
 
+// withDefaults fills in Flannel's VXLAN port and VNI where spec has none.
+func (spec UplinkSpec) withDefaults() UplinkSpec {
+	if spec.VXLANPort == 0 {
+		spec.VXLANPort = encap.FlannelPort
+	}
+	if spec.VNI == 0 {
+		spec.VNI = encap.FlannelVNI
+	}
+	return spec
+}
+
 // Peer is another node, as the fast path reaches it.
 type Peer struct {
 	Name    string       // for logs and status
@@ -76,12 +87,10 @@ type underlay struct {
 
 // peerHop is one peer, ready for the per-packet path.
 type peerHop struct {
-	tunnel   route.Tunnel
-	resolved bool
-	mac      [6]byte // underlay next hop
-	vtepMAC  [6]byte
-	outer    encap.Outer
-	mtu      int // the largest inner IP packet the tunnel carries
+	tunnel  route.Tunnel
+	vtepMAC [6]byte
+	outer   encap.Outer // DstMAC is the underlay next hop's; zero: unresolved
+	mtu     int         // the largest inner IP packet the tunnel carries
 }
 
 // tunnelOverhead is what each tunnel adds to a pod's IP packet on the
@@ -151,10 +160,9 @@ func (d *Dataplane) publishUnderlay(r Routes) error {
 			return fmt.Errorf("peer %d (%s): unknown tunnel %v", i, p.Name, p.Tunnel)
 		}
 		h := peerHop{
-			tunnel: p.Tunnel, mac: p.MAC, vtepMAC: p.VtepMAC,
-			resolved: p.MAC != [6]byte{},
-			outer:    encap.NewOuter(up.mac, p.MAC, u.local, p.Address.As4()),
-			mtu:      TunnelMTU(up.mtu, p.Tunnel),
+			tunnel: p.Tunnel, vtepMAC: p.VtepMAC,
+			outer: encap.NewOuter(up.mac, p.MAC, u.local, p.Address.As4()),
+			mtu:   TunnelMTU(up.mtu, p.Tunnel),
 		}
 		u.peers = append(u.peers, h)
 		u.vteps[p.Address.As4()] = struct{}{}
@@ -202,7 +210,7 @@ func (f *forwarder) toPeer(frame []byte, idx uint16, eps *endpoint.Table) (verdi
 		return vDrop, 0, 0, stats.NoRoute
 	}
 	ph := &u.peers[idx]
-	if !ph.resolved {
+	if ph.outer.DstMAC == ([6]byte{}) {
 		return vDrop, 0, 0, stats.PeerUnresolved
 	}
 	ip := frame[p.L3Off:]

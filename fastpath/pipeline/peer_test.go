@@ -46,12 +46,7 @@ func pairUplink(t testing.TB, d *Dataplane, spec UplinkSpec, mac [6]byte) *xsk.P
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spec.VXLANPort == 0 {
-		spec.VXLANPort = encap.FlannelPort
-	}
-	if spec.VNI == 0 {
-		spec.VNI = encap.FlannelVNI
-	}
+	spec = spec.withDefaults()
 	p := &Port{Spec: PortSpec{Ifname: spec.Ifname, MAC: net.HardwareAddr(mac[:])}, uplink: &spec, mtu: pairMTU, socks: []*xsk.Socket{s}}
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -275,7 +275,7 @@ func (w *Worker) sendToPeer(frame []byte, reason stats.Reason) {
 	switch ph.tunnel {
 	case route.Direct:
 		eth := packet.Ethernet(buf)
-		eth.SetDst(ph.mac)
+		eth.SetDst(ph.outer.DstMAC)
 		eth.SetSrc(u.uplinkMAC)
 		ok = n == len(frame)
 	case route.VXLAN:

@@ -67,7 +67,7 @@ type Daemon struct {
 	args []string // ringnetd's flags, for Restart
 	cmd  *exec.Cmd
 	done chan error
-	out  *logBuffer
+	out  *LogBuffer
 
 	mu   sync.Mutex
 	pods []*Pod
@@ -92,7 +92,7 @@ func Start(ctx context.Context, bins Binaries, n *topo.Node, o Options) (*Daemon
 		return nil, err
 	}
 	d := &Daemon{Node: n, Socket: filepath.Join(dir, "ringnetd.sock"), State: filepath.Join(dir, "state"),
-		bins: bins, done: make(chan error, 1), out: &logBuffer{}}
+		bins: bins, done: make(chan error, 1), out: &LogBuffer{}}
 	args := []string{"--cluster", o.Cluster}
 	if o.Kubeconfig != "" {
 		args = []string{"--kubernetes", "--kubeconfig", o.Kubeconfig, "--uplink", n.Uplink}
@@ -146,7 +146,7 @@ func (d *Daemon) launch(ctx context.Context) error {
 		case <-ctx.Done():
 			d.kill()
 			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(2 * time.Millisecond): // fine enough to time a restart
 		}
 		if time.Now().After(deadline) {
 			d.kill()
@@ -180,31 +180,51 @@ func (d *Daemon) AddPod(ctx context.Context, name string) (*Pod, error) {
 	p := &Pod{Name: name, NS: nsName, Path: "/run/netns/" + nsName}
 	p.rt = &libcni.RuntimeConf{ContainerID: d.Node.Name + "-" + name, NetNS: p.Path, IfName: "eth0",
 		Args: [][2]string{{"K8S_POD_NAMESPACE", "default"}, {"K8S_POD_NAME", name}}}
-	var res *current.Result
-	err := d.Node.Do(func() error {
-		r, err := d.cni.AddNetworkList(ctx, d.list, p.rt)
-		if err != nil {
-			return err
-		}
-		res, err = current.NewResultFromResult(r)
-		return err
-	})
-	if err != nil {
+	var err error
+	if p.IPv4, p.IPv6, err = d.Add(ctx, p.rt); err != nil {
 		exec.Command("ip", "netns", "del", nsName).Run()
 		return nil, fmt.Errorf("pod %s: CNI ADD: %w", name, err)
-	}
-	for _, ip := range res.IPs {
-		a, _ := netip.AddrFromSlice(ip.Address.IP)
-		if a = a.Unmap(); a.Is4() {
-			p.IPv4 = a
-		} else {
-			p.IPv6 = a
-		}
 	}
 	d.mu.Lock()
 	d.pods = append(d.pods, p)
 	d.mu.Unlock()
 	return p, nil
+}
+
+// Add is CNI ADD of the pod interface rt, run where a runtime runs it (in
+// the node's namespace); it returns the addresses the plugin gave. Pods
+// added this way, unlike AddPod's, are the caller's to delete.
+func (d *Daemon) Add(ctx context.Context, rt *libcni.RuntimeConf) (ip4, ip6 netip.Addr, err error) {
+	err = d.Node.Do(func() error {
+		r, err := d.cni.AddNetworkList(ctx, d.list, rt)
+		if err != nil {
+			return err
+		}
+		res, err := current.NewResultFromResult(r)
+		if err != nil {
+			return err
+		}
+		for _, ip := range res.IPs {
+			a, _ := netip.AddrFromSlice(ip.Address.IP)
+			if a = a.Unmap(); a.Is4() {
+				ip4 = a
+			} else {
+				ip6 = a
+			}
+		}
+		return nil
+	})
+	return ip4, ip6, err
+}
+
+// Del is CNI DEL of the pod interface rt.
+func (d *Daemon) Del(ctx context.Context, rt *libcni.RuntimeConf) error {
+	return d.Node.Do(func() error { return d.cni.DelNetworkList(ctx, d.list, rt) })
+}
+
+// Check is CNI CHECK of the pod interface rt.
+func (d *Daemon) Check(ctx context.Context, rt *libcni.RuntimeConf) error {
+	return d.Node.Do(func() error { return d.cni.CheckNetworkList(ctx, d.list, rt) })
 }
 
 // Command runs name inside the pod's namespace.
@@ -264,15 +284,14 @@ func (d *Daemon) Stop() error {
 	d.mu.Unlock()
 	if d.running() {
 		for _, p := range pods {
-			errs = append(errs, d.Node.Do(func() error {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				return d.cni.DelNetworkList(ctx, d.list, p.rt)
-			}))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			errs = append(errs, d.Del(ctx, p.rt))
+			cancel()
 		}
 		d.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-d.done:
+		case err := <-d.done:
+			d.done <- err
 		case <-time.After(10 * time.Second):
 			errs = append(errs, fmt.Errorf("ringnetd on %s ignored SIGTERM for 10s", d.Node.Name))
 			d.kill()
@@ -290,6 +309,20 @@ func (d *Daemon) Stop() error {
 // Kill stops ringnetd with SIGKILL, as a crash would, leaving its pods.
 func (d *Daemon) Kill() { d.kill() }
 
+// PID is ringnetd's process ID (ip netns exec execs it, so it is the
+// command's own).
+func (d *Daemon) PID() int { return d.cmd.Process.Pid }
+
+// Running reports whether ringnetd is running.
+func (d *Daemon) Running() bool { return d.running() }
+
+// Wait waits for ringnetd to exit and returns how it did.
+func (d *Daemon) Wait() error {
+	err := <-d.done
+	d.done <- err
+	return err
+}
+
 func (d *Daemon) running() bool {
 	select {
 	case err := <-d.done:
@@ -303,24 +336,24 @@ func (d *Daemon) running() bool {
 func (d *Daemon) kill() {
 	if d.running() {
 		d.cmd.Process.Kill()
-		err := <-d.done
-		d.done <- err
+		d.Wait()
 	}
 }
 
-// logBuffer collects a process's output while others read it.
-type logBuffer struct {
+// LogBuffer collects a process's output (an io.Writer for exec.Cmd) while
+// others read it.
+type LogBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (l *logBuffer) Write(p []byte) (int, error) {
+func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *logBuffer) String() string {
+func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()

@@ -28,7 +28,7 @@ func (n *node) rawClient(timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: &http.Transport{
 		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", n.socket)
+			return (&net.Dialer{}).DialContext(ctx, "unix", n.d.Socket)
 		},
 	}}
 }
@@ -36,8 +36,8 @@ func (n *node) rawClient(timeout time.Duration) *http.Client {
 // alive checks that ringnetd still runs and answers a good request.
 func (n *node) alive(t *testing.T, after string) {
 	t.Helper()
-	if !n.d.running() {
-		t.Fatalf("ringnetd exited after %s: %v\n%s", after, n.d.wait(), n.logTail(20))
+	if !n.d.Running() {
+		t.Fatalf("ringnetd exited after %s: %v\n%s", after, n.d.Wait(), n.logTail(20))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -178,7 +178,7 @@ func TestBadAPIRequests(t *testing.T) {
 		began := time.Now()
 		for _, k := range kinds {
 			for range each {
-				c, err := net.Dial("unix", n.socket)
+				c, err := net.Dial("unix", n.d.Socket)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -216,7 +216,7 @@ func TestBadAPIRequests(t *testing.T) {
 		const conns = 500
 		var cs []net.Conn
 		for range conns {
-			c, err := net.Dial("unix", n.socket)
+			c, err := net.Dial("unix", n.d.Socket)
 			if err != nil {
 				t.Fatalf("connection %d: %v", len(cs), err)
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/ringnet/ringnet/agent/api"
 	"github.com/ringnet/ringnet/cni"
+	"github.com/ringnet/ringnet/internal/ringnode"
 )
 
 // Fuzz targets for two parsers the issue names that had none: the daemon
@@ -52,7 +53,7 @@ func FuzzAPIWire(f *testing.F) {
 		f.Fatal(err)
 	}
 	srv := api.NewServer(okHandler{})
-	var logs logBuffer
+	var logs ringnode.LogBuffer
 	srv.ErrorLog = log.New(&logs, "", 0)
 	go srv.Serve(ln)
 	f.Cleanup(func() { srv.Close() })

@@ -22,17 +22,14 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
-	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/ringnet/ringnet/agent/api"
 	"github.com/ringnet/ringnet/internal/netnstest"
 	"github.com/ringnet/ringnet/internal/ringnode"
@@ -78,29 +75,15 @@ const (
 	metricsPort = "9464" // ringnetd's default --metrics-addr is 127.0.0.1:9464
 )
 
-// node is one topology node running ringnetd with a one-node cluster file,
-// as a cluster runs it, and the CNI plugin called through libcni. The test
-// is ringnetd's supervisor: it can kill it and start it again on the same
-// socket and state directory.
+// node is one topology node running ringnetd (internal/ringnode) with a
+// one-node cluster file, as a cluster runs it, and the CNI plugin called
+// through libcni. The test is ringnetd's supervisor: it can kill it and
+// start it again on the same socket and state directory.
 type node struct {
-	tb      testing.TB
-	tn      *topo.Node
-	bins    ringnode.Binaries
-	cluster string
-	socket  string
-	state   string
-	cni     *libcni.CNIConfig
-	list    *libcni.NetworkConfigList
-	api     *api.Client
-
-	d *daemon // the ringnetd running now; nil between kill and start
-}
-
-// daemon is one ringnetd process.
-type daemon struct {
-	cmd  *exec.Cmd
-	done chan error // Wait's result; whoever takes it puts it back
-	log  *logBuffer
+	tb  testing.TB
+	tn  *topo.Node
+	d   *ringnode.Daemon
+	api *api.Client
 }
 
 // newNode makes a topology with one node and starts ringnetd on it. Its
@@ -114,108 +97,50 @@ func newNode(tb testing.TB) *node {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	dir := tb.TempDir()
-	n := &node{tb: tb, tn: tn, bins: b, cluster: filepath.Join(dir, "cluster.yaml"),
-		socket: filepath.Join(dir, "ringnetd.sock"), state: filepath.Join(dir, "state")}
+	cluster := filepath.Join(tb.TempDir(), "cluster.yaml")
 	file := fmt.Sprintf("nodes:\n- name: a\n  address: %s\n  podCIDRs: [%s, %q]\n", nodeAddr, podCIDR4, podCIDR6)
-	if err := os.WriteFile(n.cluster, []byte(file), 0o644); err != nil {
+	if err := os.WriteFile(cluster, []byte(file), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	conf := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "ringnet", "plugins": [{"type": "ringnet", "socket": %q}]}`, n.socket)
-	if n.list, err = libcni.ConfListFromBytes([]byte(conf)); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := ringnode.Start(ctx, b, tn, ringnode.Options{Cluster: cluster})
+	if err != nil {
 		tb.Fatal(err)
 	}
-	n.cni = libcni.NewCNIConfigWithCacheDir([]string{b.CNIDir}, filepath.Join(dir, "cni-cache"), nil)
-	n.api = api.NewClient(n.socket)
+	n := &node{tb: tb, tn: tn, d: d, api: api.NewClient(d.Socket)}
 	n.api.Timeout = 10 * time.Second
-	tb.Cleanup(n.stop)
-	n.start()
+	tb.Cleanup(func() {
+		if err := d.Stop(); err != nil {
+			tb.Errorf("stop ringnetd: %v", err)
+		}
+	})
 	return n
 }
 
-// start runs ringnetd and returns how long it took, from the exec to the
-// first answer on its socket.
+// start runs ringnetd again after kill and returns how long it took, from
+// the exec to the first answer on its socket.
 func (n *node) start() time.Duration {
 	n.tb.Helper()
-	d := &daemon{done: make(chan error, 1), log: &logBuffer{}}
-	d.cmd = topo.Command(context.Background(), n.tn.NS, n.bins.Ringnetd, "--cluster", n.cluster, "--node", "a",
-		"--socket", n.socket, "--state-dir", n.state)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	began := time.Now()
-	if err := d.cmd.Start(); err != nil {
-		n.tb.Fatalf("start ringnetd: %v", err)
+	if err := n.d.Restart(ctx); err != nil {
+		n.tb.Fatal(err)
 	}
-	go func() { d.done <- d.cmd.Wait() }()
-	n.d = d
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := n.api.Status(ctx)
-		cancel()
-		if err == nil {
-			return time.Since(began)
-		}
-		if !d.running() {
-			n.tb.Fatalf("ringnetd exited: %v\n%s", d.wait(), d.log)
-		}
-		if time.Since(began) > 30*time.Second {
-			n.tb.Fatalf("ringnetd not serving after 30s: %v\n%s", err, d.log)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	return time.Since(began)
 }
 
 // kill stops ringnetd with SIGKILL, as a crash would, and waits for it.
-func (n *node) kill() {
-	n.tb.Helper()
-	if n.d == nil {
-		return
-	}
-	n.d.cmd.Process.Signal(syscall.SIGKILL)
-	n.d.wait()
-	n.d = nil
-}
+func (n *node) kill() { n.d.Kill() }
 
-// stop stops ringnetd with SIGTERM, or SIGKILL after 10 s.
-func (n *node) stop() {
-	if n.d == nil {
-		return
-	}
-	n.d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-n.d.done:
-		n.d.done <- err
-	case <-time.After(10 * time.Second):
-		n.tb.Errorf("ringnetd ignored SIGTERM for 10s")
-		n.d.cmd.Process.Signal(syscall.SIGKILL)
-		n.d.wait()
-	}
-	n.d = nil
-}
-
-func (d *daemon) running() bool {
-	select {
-	case err := <-d.done:
-		d.done <- err
-		return false
-	default:
-		return true
-	}
-}
-
-func (d *daemon) wait() error {
-	err := <-d.done
-	d.done <- err
-	return err
-}
-
-// pid is ringnetd's process ID: ip netns exec execs it, so it is the
-// command's own.
+// pid is ringnetd's process ID.
 func (n *node) pid() int {
 	n.tb.Helper()
-	if n.d == nil {
+	if !n.d.Running() {
 		n.tb.Fatal("ringnetd is not running")
 	}
-	pid := n.d.cmd.Process.Pid
+	pid := n.d.PID()
 	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) != "ringnetd" {
 		n.tb.Fatalf("process %d is %q, not ringnetd", pid, comm)
 	}
@@ -223,10 +148,7 @@ func (n *node) pid() int {
 }
 
 func (n *node) logTail(lines int) string {
-	if n.d == nil {
-		return ""
-	}
-	l := strings.Split(strings.TrimRight(n.d.log.String(), "\n"), "\n")
+	l := strings.Split(strings.TrimRight(n.d.Log(), "\n"), "\n")
 	return strings.Join(l[max(0, len(l)-lines):], "\n")
 }
 
@@ -245,37 +167,18 @@ func runtimeConf(id, netnsPath string) *libcni.RuntimeConf {
 // add is CNI ADD, run where the runtime would run it: in the node's
 // namespace.
 func (n *node) add(ctx context.Context, id, netnsPath string) (ip4, ip6 netip.Addr, err error) {
-	err = n.tn.Do(func() error {
-		r, err := n.cni.AddNetworkList(ctx, n.list, runtimeConf(id, netnsPath))
-		if err != nil {
-			return err
-		}
-		res, err := current.NewResultFromResult(r)
-		if err != nil {
-			return err
-		}
-		for _, ip := range res.IPs {
-			a, _ := netip.AddrFromSlice(ip.Address.IP)
-			if a = a.Unmap(); a.Is4() {
-				ip4 = a
-			} else {
-				ip6 = a
-			}
-		}
-		return nil
-	})
-	return ip4, ip6, err
+	return n.d.Add(ctx, runtimeConf(id, netnsPath))
 }
 
 // del is CNI DEL.
 func (n *node) del(ctx context.Context, id, netnsPath string) error {
-	return n.tn.Do(func() error { return n.cni.DelNetworkList(ctx, n.list, runtimeConf(id, netnsPath)) })
+	return n.d.Del(ctx, runtimeConf(id, netnsPath))
 }
 
 // check is CNI CHECK: ringnetd has the allocation and the port attached,
 // and the pod's eth0 has its addresses and routes.
 func (n *node) check(ctx context.Context, id, netnsPath string) error {
-	return n.tn.Do(func() error { return n.cni.CheckNetworkList(ctx, n.list, runtimeConf(id, netnsPath)) })
+	return n.d.Check(ctx, runtimeConf(id, netnsPath))
 }
 
 // addPod makes a pod namespace and adds it to the network.
@@ -493,22 +396,4 @@ func (n *node) quiet() usage {
 	}
 	n.tb.Fatalf("ringnetd's resources do not settle: %v", prev)
 	return prev
-}
-
-// logBuffer collects a process's output while the test reads it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

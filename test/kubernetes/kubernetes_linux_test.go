@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/ringnet/ringnet/agent/k8s"
 	"github.com/ringnet/ringnet/internal/kubetest"
 	"github.com/ringnet/ringnet/internal/ringnode"
+	"github.com/ringnet/ringnet/internal/ringnode/ringnodetest"
 	"github.com/ringnet/ringnet/internal/topo"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -32,24 +32,7 @@ import (
 
 var bins ringnode.Binaries
 
-func TestMain(m *testing.M) {
-	code := func() int {
-		if os.Geteuid() == 0 {
-			dir, err := os.MkdirTemp("", "ringnet-k8s-bin")
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
-			defer os.RemoveAll(dir)
-			if bins, err = ringnode.Build(dir); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
-		}
-		return m.Run()
-	}()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { ringnodetest.Main(m, &bins) }
 
 func createNode(t testing.TB, c kubernetes.Interface, name string, cidrs []string, annotations map[string]string) {
 	t.Helper()
