@@ -57,6 +57,9 @@ import (
 type Cluster struct {
 	Tunnel Tunnel
 	Nodes  []Node
+	// Services are the cluster file's services (agent/k8s delivers them
+	// apart, from their own informers).
+	Services []Service
 }
 
 // Tunnel says how traffic between the pods of two nodes crosses the

@@ -51,10 +51,12 @@ package service
 import (
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/bits"
 	"net/netip"
 	"slices"
+	"time"
 )
 
 // Backend is one endpoint of a service.
@@ -73,12 +75,30 @@ type Spec struct {
 	// the number of backends, at most MaxTableSize. 0 picks the default
 	// (see the package documentation).
 	TableSize uint32
+	// Affinity is sessionAffinity ClientIP's timeout: a new connection
+	// from a client whose previous connection to this service port was
+	// seen less than Affinity ago goes to the same backend, if it is still
+	// one. 0: no affinity (each connection by its flow hash).
+	Affinity time.Duration
+	// External marks an address clients outside the cluster reach: a
+	// NodePort on the node's address, an externalIP, a LoadBalancer
+	// ingress IP. Their connections are masqueraded to the node's address
+	// (so that replies come back through this node), unless Local.
+	External bool
+	// Local is externalTrafficPolicy Local for an External entry: the
+	// agent gives only this node's backends, and clients keep their
+	// address.
+	Local bool
 }
 
 // String names the service port as "proto/VIP:port", e.g. "6/10.96.0.1:443".
 func (sp *Spec) String() string {
 	return fmt.Sprintf("%d/%s", sp.Proto, netip.AddrPortFrom(sp.VIP.Unmap(), sp.Port))
 }
+
+// MaxAffinity bounds Spec.Affinity: Kubernetes' own limit
+// (sessionAffinityConfig.clientIP.timeoutSeconds, at most 86400).
+const MaxAffinity = 24 * time.Hour
 
 // MaxTableSize bounds Spec.TableSize.
 const MaxTableSize = 1 << 24
@@ -92,6 +112,9 @@ type Service struct {
 	vip      netip.Addr
 	proto    uint8
 	port     uint16
+	affinity uint32 // seconds; 0: none
+	external bool
+	local    bool
 	m        uint32    // Maglev table size; 0 without backends
 	backends []Backend // sorted by address, then port
 	// The Maglev lookup table, slot to index into backends: lut8 for 2 to
@@ -117,6 +140,14 @@ func (s *Service) Backend(flowHash uint32) (Backend, bool) {
 	}
 	return Backend{}, false
 }
+
+// Affinity is the sessionAffinity timeout in whole seconds (rounded up),
+// 0 without affinity.
+func (s *Service) Affinity() uint32 { return s.affinity }
+
+// Masquerade reports whether connections from clients outside the cluster
+// are masqueraded to the node's address: External and not Local.
+func (s *Service) Masquerade() bool { return s.external && !s.local }
 
 // VIP returns the service's virtual address.
 func (s *Service) VIP() netip.Addr { return s.vip }
@@ -193,7 +224,14 @@ func build(gen uint64, specs []Spec, prev *Table) (*Table, error) {
 // compile checks one spec and fills its Maglev table, or takes it from
 // prev (which may be nil).
 func compile(sp *Spec, prev *Table) (Service, error) {
-	s := Service{vip: sp.VIP.Unmap(), proto: sp.Proto, port: sp.Port}
+	s := Service{vip: sp.VIP.Unmap(), proto: sp.Proto, port: sp.Port, external: sp.External, local: sp.Local}
+	switch {
+	case sp.Affinity < 0, sp.Affinity > MaxAffinity:
+		return s, fmt.Errorf("affinity timeout %v out of range (0 to %v)", sp.Affinity, MaxAffinity)
+	case sp.Local && !sp.External:
+		return s, errors.New("local (externalTrafficPolicy) without external")
+	}
+	s.affinity = uint32((sp.Affinity + time.Second - 1) / time.Second)
 	n := len(sp.Backends)
 	if n > maxBackends {
 		return s, fmt.Errorf("%d backends, more than %d", n, maxBackends)
@@ -279,7 +317,8 @@ func (t *Table) All() []Spec {
 	out := make([]Spec, len(t.services))
 	for i := range t.services {
 		s := &t.services[i]
-		out[i] = Spec{VIP: s.vip, Proto: s.proto, Port: s.port, Backends: s.Backends(), TableSize: s.m}
+		out[i] = Spec{VIP: s.vip, Proto: s.proto, Port: s.port, Backends: s.Backends(), TableSize: s.m,
+			Affinity: time.Duration(s.affinity) * time.Second, External: s.external, Local: s.local}
 	}
 	return out
 }
