@@ -15,6 +15,7 @@ import (
 	"github.com/ringnet/ringnet/fastpath/xsk"
 	"github.com/ringnet/ringnet/tables/conntrack"
 	"github.com/ringnet/ringnet/tables/endpoint"
+	"github.com/ringnet/ringnet/tables/service"
 )
 
 // Config configures a Dataplane. The zero value of each field is a default.
@@ -133,7 +134,8 @@ type Dataplane struct {
 	routes    Routes                          // guarded by mu: the last SetRoutes, recompiled when the uplink changes
 	policy    atomic.Pointer[Policy]          // written under mu (SetPolicy), read by workers per step; nil: no enforcement
 	pending   atomic.Bool                     // Config.PolicyRequired until the first SetPolicy; read by workers per step
-	ct        atomic.Pointer[conntrack.Table] // made once under mu by the first SetPolicy; the table itself is concurrent
+	ct        atomic.Pointer[conntrack.Table] // made once under mu by the first SetPolicy or SetServices; the table itself is concurrent
+	services  atomic.Pointer[service.Table]   // written under mu (SetServices), read by workers per step; nil: no services
 	hostPort  *HostPort                       // set under mu before Start, then fixed; nil: no slow path
 	hostGen   uint64                          // guarded by mu
 	epoch     time.Time                       // zero of the workers' clock for token buckets

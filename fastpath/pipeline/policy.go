@@ -53,19 +53,32 @@ func (d *Dataplane) SetPolicy(p *Policy) error {
 	if p != nil && p.Table == nil {
 		return errors.New("dataplane: policy without a table")
 	}
-	if p != nil && d.ct.Load() == nil {
-		n := d.cfg.ConntrackCapacity
-		if n == 0 {
-			n = DefaultConntrackCapacity
-		}
-		ct, err := conntrack.New(conntrack.Config{Capacity: n})
-		if err != nil {
+	if p != nil {
+		if err := d.conntrackLocked(); err != nil {
 			return err
 		}
-		d.ct.Store(ct)
 	}
 	d.policy.Store(p)
 	d.pending.Store(false)
+	return nil
+}
+
+// conntrackLocked makes the connection tracking table if there is none
+// yet (Config.ConntrackCapacity connections, allocated once). Caller holds
+// d.mu.
+func (d *Dataplane) conntrackLocked() error {
+	if d.ct.Load() != nil {
+		return nil
+	}
+	n := d.cfg.ConntrackCapacity
+	if n == 0 {
+		n = DefaultConntrackCapacity
+	}
+	ct, err := conntrack.New(conntrack.Config{Capacity: n})
+	if err != nil {
+		return err
+	}
+	d.ct.Store(ct)
 	return nil
 }
 
