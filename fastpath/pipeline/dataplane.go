@@ -57,6 +57,10 @@ type Config struct {
 	// ConntrackCapacity is the connections tracked for NetworkPolicy
 	// (default DefaultConntrackCapacity), allocated at the first SetPolicy.
 	ConntrackCapacity int
+	// NATPorts is the source port range of connections the fast path
+	// masquerades to the node's address (default DefaultNATPorts). The
+	// node's own sockets must not use it.
+	NATPorts PortRange
 	// Logger receives the rare errors of workers (never per packet);
 	// default slog.Default().
 	Logger *slog.Logger
@@ -74,6 +78,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 200 * time.Millisecond
+	}
+	if c.NATPorts == (PortRange{}) {
+		c.NATPorts = DefaultNATPorts
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -136,6 +143,7 @@ type Dataplane struct {
 	pending   atomic.Bool                     // Config.PolicyRequired until the first SetPolicy; read by workers per step
 	ct        atomic.Pointer[conntrack.Table] // made once under mu by the first SetPolicy or SetServices; the table itself is concurrent
 	services  atomic.Pointer[service.Table]   // written under mu (SetServices), read by workers per step; nil: no services
+	aff       atomic.Pointer[conntrack.Table] // session affinity; made once under mu by the first SetServices
 	hostPort  *HostPort                       // set under mu before Start, then fixed; nil: no slow path
 	hostGen   uint64                          // guarded by mu
 	epoch     time.Time                       // zero of the workers' clock for token buckets
@@ -171,6 +179,9 @@ func New(cfg Config) (*Dataplane, error) {
 	}
 	if cfg.Workers < 1 || cfg.Workers > 64 {
 		return nil, fmt.Errorf("dataplane: %d workers out of range [1, 64]", cfg.Workers)
+	}
+	if cfg.NATPorts.First == 0 || cfg.NATPorts.First > cfg.NATPorts.Last {
+		return nil, fmt.Errorf("dataplane: NAT port range %d-%d is empty or starts at 0", cfg.NATPorts.First, cfg.NATPorts.Last)
 	}
 	if err := cfg.XSK.Validate(); err != nil {
 		return nil, fmt.Errorf("dataplane: %w", err)

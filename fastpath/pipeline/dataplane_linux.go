@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/ringnet/ringnet/fastpath/xdp"
@@ -130,6 +132,26 @@ func (d *Dataplane) AddUplink(spec UplinkSpec) (_ *Port, err error) {
 		return p, qerr
 	}
 	return p, nil
+}
+
+// SetUplinkPrefixes replaces the destinations, beyond tunnel traffic and
+// the NAT and NodePort ranges of the node's address, whose frames the
+// uplink's XDP program hands to the fast path: the node's pod CIDRs (for
+// peers routing directly) and the external and LoadBalancer IPs of
+// services (as /32 and /128 prefixes). AddUplink starts with
+// UplinkSpec.LocalPrefixes.
+func (d *Dataplane) SetUplinkPrefixes(prefixes []netip.Prefix) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.uplinkPort()
+	if p == nil {
+		return errors.New("dataplane: no uplink")
+	}
+	if err := p.prog.SetLocalPrefixes(prefixes); err != nil {
+		return fmt.Errorf("uplink %s: %w", p.Spec.Ifname, err)
+	}
+	p.uplink.LocalPrefixes = slices.Clone(prefixes)
+	return nil
 }
 
 // RemoveUplink detaches the uplink: peers become unreachable (their routes

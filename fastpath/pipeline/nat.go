@@ -1,18 +1,92 @@
 package pipeline
 
 import (
+	"encoding/binary"
+	"hash/crc32"
+	"net/netip"
+	"time"
+
+	"github.com/ringnet/ringnet/encap"
+	"github.com/ringnet/ringnet/fastpath/packet"
+	"github.com/ringnet/ringnet/fastpath/stats"
+	"github.com/ringnet/ringnet/tables/conntrack"
+	"github.com/ringnet/ringnet/tables/endpoint"
+	"github.com/ringnet/ringnet/tables/route"
 	"github.com/ringnet/ringnet/tables/service"
 )
 
+// Services: the fast path is the node's load balancer (kube-proxy's job).
+//
+// A packet whose destination (address, protocol, port) is a service entry
+// (a ClusterIP, the node's address with a NodePort, an external or
+// LoadBalancer IP) and that belongs to no tracked connection opens one:
+// the backend is the service's Maglev choice for the packet's flow hash,
+// or the client's previous backend under session affinity, and the
+// connection is tracked in the conntrack table with its translation:
+//
+//   - DNAT to the backend's address and port, always;
+//   - SNAT of a pod reaching itself through its service (hairpin) to the
+//     gateway's address, so that the reply comes back to the fast path
+//     rather than staying inside the pod;
+//   - SNAT of a client outside the cluster (a frame from the uplink that
+//     was not tunnelled) of an External entry that is not Local
+//     (externalTrafficPolicy Cluster) to the node's address and a port of
+//     Config.NATPorts, so that the reply comes back through this node.
+//
+// Every later packet of the connection, both ways, finds it in the table
+// and is rewritten by it (the reply direction back to the service address
+// and port the client used), addresses, ports and checksums, in place;
+// then it is routed on its new destination like any packet. So the node
+// that translates is the client's node (or for clients outside the
+// cluster, the node they reached); a backend on another node sees the
+// translated packet and its replies are tunnelled back to it.
+//
+// NetworkPolicy applies to the translated connection: the client against
+// the backend pod (ingress on the backend's node, egress on the client's).
+//
+// Not translated: fragments after the first (from pods they are punted
+// anyway), and ICMP errors about a translated connection (a backend's
+// "port unreachable" reaches the client with the backend's address inside).
+
+// DefaultNATPorts is the source port range of masqueraded connections
+// (Config.NATPorts): above Linux's default ephemeral range (32768–60999),
+// so the node's own connections never collide with them. The uplink's XDP
+// program redirects TCP and UDP to the node's address in this range to the
+// fast path.
+var DefaultNATPorts = PortRange{First: 61000, Last: 65535}
+
+// PortRange is an inclusive range of ports.
+type PortRange struct{ First, Last uint16 }
+
+// natTries is how many ports a masqueraded connection tries before it is
+// dropped as nat_no_port.
+const natTries = 32
+
+// affinityProto is the protocol number of session affinity entries in
+// their conntrack table (253: "use for experimentation"): no packet has
+// it, and it picks the table's "other" timeout.
+const affinityProto = 253
+
 // SetServices publishes the services the fast path load-balances (nil:
-// none). The first call with a table makes the connection tracking
-// table, as SetPolicy does.
+// none). The first call with a table makes the connection tracking table,
+// as SetPolicy does, and the session affinity table.
 func (d *Dataplane) SetServices(t *service.Table) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if t != nil {
 		if err := d.conntrackLocked(); err != nil {
 			return err
+		}
+		if d.aff.Load() == nil {
+			// Affinity entries live as long as the longest timeout
+			// Kubernetes allows; each service's own is checked against
+			// the entry's last-seen time.
+			n := max(1024, d.ctCapacity()/4)
+			aff, err := conntrack.New(conntrack.Config{Capacity: n, Timeouts: conntrack.Timeouts{Other: service.MaxAffinity}})
+			if err != nil {
+				return err
+			}
+			d.aff.Store(aff)
 		}
 	}
 	d.services.Store(t)
@@ -22,3 +96,263 @@ func (d *Dataplane) SetServices(t *service.Table) error {
 // Services returns the published service table, nil if none: for the
 // agent's views.
 func (d *Dataplane) Services() *service.Table { return d.services.Load() }
+
+// Affinity returns the session affinity table, nil until the first
+// SetServices; the control plane sweeps it.
+func (d *Dataplane) Affinity() *conntrack.Table { return d.aff.Load() }
+
+// natState is what the NAT step leaves for the rest of the packet's way.
+type natState struct {
+	looked  bool           // translate looked the packet's connection up
+	tracked bool           // and found it, or opened it: conn is valid
+	conn    conntrack.Conn // the connection, as seen or inserted
+}
+
+// keyOf is the conntrack key of the parsed packet.
+func keyOf(p *packet.Parsed) conntrack.Key {
+	sport := p.SrcPort
+	if p.IPProto == packet.ProtoICMP || p.IPProto == packet.ProtoICMPv6 {
+		sport = p.DstPort // echo: the identifier both ways (conntrack.EchoKey); other ICMP: 0
+	}
+	return conntrack.KeyFrom(p.Src, p.Dst, sport, p.DstPort, p.IPProto)
+}
+
+// translate is the NAT step of a parsed IP packet, before it is routed:
+// with services published, it finds the packet's connection and rewrites
+// the packet by it, or opens the connection if the packet is for a
+// service. outside says the packet comes from a client outside the
+// cluster (masqueraded for External, non-Local entries). It returns
+// Forwarded, or the reason to drop the packet.
+func (f *forwarder) translate(frame []byte, eps *endpoint.Table, outside bool) stats.Reason {
+	p := &f.p
+	f.nat = natState{}
+	if (p.Fragment && !p.FirstFragment) || isICMPError(p) {
+		return stats.Forwarded
+	}
+	now := conntrack.TimeOf(time.Duration(f.now))
+	k := keyOf(p)
+	f.nat.looked = true
+	var ok bool
+	if f.nat.conn, ok = f.ct.Lookup(k, now); ok {
+		f.nat.tracked = true
+		f.ct.Update(&f.nat.conn, p.TCPFlags, now)
+		if out := f.nat.conn.Out(); out != k {
+			f.rewrite(frame, &out)
+		}
+		return stats.Forwarded
+	}
+	var svc *service.Service
+	svc, ok = f.svc.Lookup(p.Dst, p.IPProto, p.DstPort)
+	if !ok {
+		return stats.Forwarded
+	}
+	h := encap.FlowHash(frame)
+	b, ok := f.backend(svc, &k, h, now)
+	if !ok {
+		return stats.ServiceNoBackend
+	}
+	var label uint32
+	if pol := f.pol; pol != nil {
+		if !f.allowed(eps, p.Src, b.Addr, b.Port, p.IPProto) {
+			return stats.PolicyDenied
+		}
+		label = pol.Gen
+	}
+	nat := conntrack.NAT{Dst: b.Addr.As16(), DstPort: b.Port}
+	masq := outside && svc.Masquerade() && f.under != nil && p.EtherType == packet.EtherTypeIPv4
+	switch {
+	case masq:
+		nat.Src = netip.AddrFrom4(f.under.local).As16()
+	case b.Addr == p.Src: // hairpin
+		if p.EtherType == packet.EtherTypeIPv4 {
+			nat.Src = netip.AddrFrom4(f.gw.IPv4).As16()
+		} else {
+			nat.Src = f.gw.IPv6
+		}
+	}
+	c, r := f.open(&k, nat, masq, h, label, now)
+	if r != stats.Forwarded {
+		return r
+	}
+	f.nat.tracked, f.nat.conn = true, c
+	out := c.Out()
+	f.rewrite(frame, &out)
+	return stats.Forwarded
+}
+
+// open inserts the connection k with its translation nat; masqueraded, it
+// picks the source port from the NAT port range, from the flow hash h on,
+// trying the next one while the reply tuple is another connection's.
+func (f *forwarder) open(k *conntrack.Key, nat conntrack.NAT, masq bool, h uint32, label uint32, now conntrack.Time) (conntrack.Conn, stats.Reason) {
+	tries, port := 1, uint32(0)
+	if masq {
+		first := uint32(f.natPorts.First)
+		n := uint32(f.natPorts.Last) - first + 1
+		port = uint32(uint64(h)*uint64(n)>>32) + first
+		tries = int(min(natTries, n))
+	}
+	for range tries {
+		if masq {
+			nat.SrcPort = uint16(port)
+			if port++; port > uint32(f.natPorts.Last) {
+				port = uint32(f.natPorts.First)
+			}
+		}
+		c, res := f.ct.Insert(*k, nat, label, now)
+		switch res {
+		case conntrack.Inserted, conntrack.Exists:
+			return c, stats.Forwarded
+		case conntrack.Conflict:
+			continue
+		}
+		return c, stats.ConntrackBusy
+	}
+	return conntrack.Conn{}, stats.NATNoPort
+}
+
+// backend picks svc's backend for the new connection k: the client's
+// previous one under session affinity if it is recent and still a
+// backend, else the Maglev choice for the flow's hash.
+func (f *forwarder) backend(svc *service.Service, k *conntrack.Key, h uint32, now conntrack.Time) (service.Backend, bool) {
+	timeout := svc.Affinity()
+	if timeout == 0 || f.aff == nil {
+		return svc.Backend(h)
+	}
+	// One entry per client and service port, keyed without the client's
+	// port: (client, VIP, service protocol as source port, service port).
+	ak := conntrack.Key{Src: k.Src, Dst: k.Dst, SrcPort: uint16(k.Proto), DstPort: k.DstPort, Proto: affinityProto}
+	if c, ok := f.aff.Lookup(ak, now); ok {
+		if uint32(now-c.LastSeen) <= timeout {
+			if b, ok := svc.BackendByID(c.Label); ok {
+				f.aff.Update(&c, 0, now)
+				return b, true
+			}
+		}
+		b, ok := svc.Backend(h)
+		if ok {
+			f.aff.SetLabel(&c, b.ID())
+			f.aff.Update(&c, 0, now)
+		}
+		return b, ok
+	}
+	b, ok := svc.Backend(h)
+	if ok {
+		f.aff.Insert(ak, conntrack.NAT{}, b.ID(), now)
+	}
+	return b, ok
+}
+
+// rewrite makes the parsed packet in frame leave as the tuple out:
+// addresses, ports (ICMP: the echo identifier) and every checksum they
+// are in, updated incrementally (RFC 1624), and the parsed fields to
+// match, so routing reads the new destination.
+func (f *forwarder) rewrite(frame []byte, out *conntrack.Key) {
+	p := &f.p
+	l3 := frame[p.L3Off:]
+	var delta uint32 // ~old + new of the pseudo-header words that change: the addresses
+	if p.EtherType == packet.EtherTypeIPv4 {
+		src, dst := [4]byte(out.Src[12:]), [4]byte(out.Dst[12:])
+		os, od := p.Src.As4(), p.Dst.As4()
+		delta = wordsDelta(os[:], src[:]) + wordsDelta(od[:], dst[:])
+		ip := packet.IPv4(l3)
+		ip.SetSrc(src)
+		ip.SetDst(dst)
+		ip.SetChecksum(applyDelta(ip.Checksum(), delta))
+		p.Src, p.Dst = netip.AddrFrom4(src), netip.AddrFrom4(dst)
+	} else {
+		os, od := p.Src.As16(), p.Dst.As16()
+		delta = wordsDelta(os[:], out.Src[:]) + wordsDelta(od[:], out.Dst[:])
+		copy(l3[8:24], out.Src[:])
+		copy(l3[24:40], out.Dst[:])
+		p.Src, p.Dst = netip.AddrFrom16(out.Src), netip.AddrFrom16(out.Dst)
+	}
+	if p.L4Off == 0 {
+		return
+	}
+	l4 := frame[p.L4Off:]
+	ports := portDelta(p.SrcPort, out.SrcPort) + portDelta(p.DstPort, out.DstPort)
+	switch p.IPProto {
+	case packet.ProtoTCP:
+		setPorts(l4, out)
+		binary.BigEndian.PutUint16(l4[16:], applyDelta(binary.BigEndian.Uint16(l4[16:]), delta+ports))
+	case packet.ProtoUDP:
+		setPorts(l4, out)
+		if c := binary.BigEndian.Uint16(l4[6:]); c != 0 || p.EtherType != packet.EtherTypeIPv4 {
+			if c = applyDelta(c, delta+ports); c == 0 {
+				c = 0xffff
+			}
+			binary.BigEndian.PutUint16(l4[6:], c)
+		}
+	case packet.ProtoSCTP:
+		// CRC32c covers no pseudo-header: only a port change needs it
+		// computed again, over the whole packet (no incremental form).
+		if out.SrcPort != p.SrcPort || out.DstPort != p.DstPort {
+			setPorts(l4, out)
+			sctpChecksum(frame[p.L4Off : int(p.L4Off)+int(p.L4Len)])
+		}
+	case packet.ProtoICMP, packet.ProtoICMPv6:
+		if p.ICMPType != packet.ICMPv4EchoRequest && p.ICMPType != packet.ICMPv4EchoReply &&
+			p.ICMPType != packet.ICMPv6EchoRequest && p.ICMPType != packet.ICMPv6EchoReply {
+			break
+		}
+		d := portDelta(p.DstPort, out.DstPort) // the identifier
+		binary.BigEndian.PutUint16(l4[4:], out.DstPort)
+		if p.IPProto == packet.ProtoICMPv6 {
+			d += delta // ICMPv6's checksum covers the pseudo-header; ICMPv4's does not
+		}
+		binary.BigEndian.PutUint16(l4[2:], applyDelta(binary.BigEndian.Uint16(l4[2:]), d))
+		p.DstPort = out.DstPort
+		return
+	}
+	p.SrcPort, p.DstPort = out.SrcPort, out.DstPort
+}
+
+func setPorts(l4 []byte, out *conntrack.Key) {
+	binary.BigEndian.PutUint16(l4[0:], out.SrcPort)
+	binary.BigEndian.PutUint16(l4[2:], out.DstPort)
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// sctpChecksum stores the CRC32c of the SCTP packet b, computed with the
+// field zero (RFC 9260 appendix A; the reference code stores the CRC's
+// bytes least significant first).
+func sctpChecksum(b []byte) {
+	if len(b) < 12 {
+		return
+	}
+	binary.LittleEndian.PutUint32(b[8:], 0)
+	binary.LittleEndian.PutUint32(b[8:], crc32.Checksum(b, castagnoli))
+}
+
+// wordsDelta is the one's-complement sum of ~o and n over the 16-bit words
+// of two fields of the same even length (at most 16 bytes: the sum stays
+// below 2^21).
+func wordsDelta(o, n []byte) uint32 {
+	var s uint32
+	for i := 0; i+1 < len(o); i += 2 {
+		s += uint32(^binary.BigEndian.Uint16(o[i:])) + uint32(binary.BigEndian.Uint16(n[i:]))
+	}
+	return s
+}
+
+func portDelta(o, n uint16) uint32 { return uint32(^o) + uint32(n) }
+
+// applyDelta updates checksum check by delta (RFC 1624 eqn. 3 over
+// several words: HC' = ~(~HC + Σ(~m + m'))).
+func applyDelta(check uint16, delta uint32) uint16 {
+	return ^packet.Fold(uint32(^check) + delta)
+}
+
+// routeTranslated routes a frame from the uplink that the NAT step
+// translated to an address no local pod has: to the peer node whose pod
+// it is, or else to the host, which routes it out (a reply to a client
+// outside the cluster).
+func (f *forwarder) routeTranslated(frame []byte, eps *endpoint.Table) (verdict, uint16, stats.Reason) {
+	if nh, ok := f.under.routes.Lookup(f.p.Dst); ok && nh.Kind == route.RemoteNode {
+		v, _, _, r := f.toPeer(frame, nh.Node, eps)
+		return v, 0, r
+	}
+	v, _, _, r := f.exception(frame, PuntNoRoute)
+	return v, 0, r
+}

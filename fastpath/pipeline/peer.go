@@ -253,18 +253,20 @@ func (f *forwarder) fromUplink(frame []byte, eps *endpoint.Table) (v verdict, ou
 		return vDrop, 0, 0, 0, stats.UplinkUnexpected
 	}
 	start, end = 0, uint32(len(frame))
+	outside := true // not tunnelled: routed directly by a peer, or from outside the cluster
 	if len(frame) >= packet.EthernetLen+packet.IPv4MinLen && packet.Ethernet(frame).EtherType() == packet.EtherTypeIPv4 &&
 		packet.IPv4(frame[packet.EthernetLen:]).Dst() == u.local {
 		var inner, e int
 		var src [4]byte
 		var err encap.Error
-		switch packet.IPv4(frame[packet.EthernetLen:]).Protocol() {
+		switch u.tunnel(frame) {
 		case packet.ProtoUDP:
 			inner, e, src, err = u.vx.Decap(frame, u.local)
-		case packet.ProtoIPIP, packet.ProtoIPv6InIPv4:
+		case packet.ProtoIPIP:
 			inner, e, src, err = encap.DecapIPIP(frame, u.local)
 		default:
-			return vDrop, 0, 0, 0, stats.UplinkUnexpected
+			v, out, r = f.fromPeer(frame, eps, true)
+			return v, out, start, end, r
 		}
 		if err != encap.OK {
 			return vDrop, 0, 0, 0, decapReason[err]
@@ -273,20 +275,49 @@ func (f *forwarder) fromUplink(frame []byte, eps *endpoint.Table) (v verdict, ou
 			return vDrop, 0, 0, 0, stats.UnknownVTEP
 		}
 		start, end = uint32(inner), uint32(e)
+		outside = false
 	}
-	v, out, r = f.fromPeer(frame[start:end], eps)
+	v, out, r = f.fromPeer(frame[start:end], eps, outside)
 	return v, out, start, end, r
+}
+
+// tunnel says how the IPv4 frame to this node's address is tunnelled:
+// packet.ProtoUDP for VXLAN (UDP to the VXLAN port, or a UDP packet too
+// short to tell, which decapsulation rejects), packet.ProtoIPIP for IPIP
+// or IPv6 in IPv4, 0 for no tunnel (a NodePort, or a reply to a
+// masqueraded connection).
+func (u *underlay) tunnel(frame []byte) uint8 {
+	ip := packet.IPv4(frame[packet.EthernetLen:])
+	switch ip.Protocol() {
+	case packet.ProtoIPIP, packet.ProtoIPv6InIPv4:
+		return packet.ProtoIPIP
+	case packet.ProtoUDP:
+		off := packet.EthernetLen + ip.IHL()
+		if len(frame) < off+packet.UDPLen || packet.UDP(frame[off:]).DstPort() == u.vx.Port {
+			return packet.ProtoUDP
+		}
+	}
+	return 0
 }
 
 // fromPeer delivers a frame from another node (decapsulated, or routed
 // directly) to the local pod it is addressed to. Peers are trusted like
 // the host: fragments and IP options are delivered as they are; but they
 // are routed here, so the TTL is decremented. Nothing from a peer is
-// punted or answered: what is not for a local pod is dropped.
-func (f *forwarder) fromPeer(frame []byte, eps *endpoint.Table) (verdict, uint16, stats.Reason) {
+// answered, and only what the NAT step translated goes anywhere but a
+// local pod: to another node, or to the host. outside says the frame was
+// not tunnelled (see translate).
+func (f *forwarder) fromPeer(frame []byte, eps *endpoint.Table, outside bool) (verdict, uint16, stats.Reason) {
 	p := &f.p
 	if m := packet.Decode(frame, p); m != packet.OK {
 		return vDrop, 0, stats.Malformed(m)
+	}
+	f.nat.looked = false
+	if f.svc != nil && !p.HasVLAN && (p.EtherType == packet.EtherTypeIPv6 && !p.Dst.IsMulticast() ||
+		p.EtherType == packet.EtherTypeIPv4 && !p.Dst.IsMulticast() && p.Dst.As4() != f.bcast) {
+		if r := f.translate(frame, eps, outside); r != stats.Forwarded {
+			return vDrop, 0, r
+		}
 	}
 	var ep endpoint.Endpoint
 	var ok bool
@@ -305,6 +336,9 @@ func (f *forwarder) fromPeer(frame []byte, eps *endpoint.Table) (verdict, uint16
 		ep, ok = eps.Lookup(p.Dst)
 	}
 	if !ok {
+		if f.nat.tracked && f.nat.conn.NATed() {
+			return f.routeTranslated(frame, eps)
+		}
 		return vDrop, 0, stats.PeerNoPod
 	}
 	if p.TTL <= 1 {

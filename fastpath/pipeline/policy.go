@@ -70,16 +70,20 @@ func (d *Dataplane) conntrackLocked() error {
 	if d.ct.Load() != nil {
 		return nil
 	}
-	n := d.cfg.ConntrackCapacity
-	if n == 0 {
-		n = DefaultConntrackCapacity
-	}
-	ct, err := conntrack.New(conntrack.Config{Capacity: n})
+	ct, err := conntrack.New(conntrack.Config{Capacity: d.ctCapacity()})
 	if err != nil {
 		return err
 	}
 	d.ct.Store(ct)
 	return nil
+}
+
+// ctCapacity is the connection tracking table's capacity.
+func (d *Dataplane) ctCapacity() int {
+	if n := d.cfg.ConntrackCapacity; n != 0 {
+		return n
+	}
+	return DefaultConntrackCapacity
 }
 
 // Conntrack returns the connection tracking table, nil until SetPolicy
@@ -105,31 +109,35 @@ func (f *forwarder) admitTracked(eps *endpoint.Table) bool {
 		return true
 	}
 	now := conntrack.TimeOf(time.Duration(f.now))
-	sport := p.SrcPort
-	if p.IPProto == packet.ProtoICMP || p.IPProto == packet.ProtoICMPv6 {
-		sport = p.DstPort // echo: the identifier both ways (conntrack.EchoKey); other ICMP: 0
+	// The NAT step (translate) has looked the connection up already when
+	// services are published, and updated it; otherwise look it up here.
+	c, ok, looked := f.nat.conn, f.nat.tracked, f.nat.looked
+	if !looked {
+		c, ok = f.ct.Lookup(keyOf(p), now)
 	}
-	k := conntrack.KeyFrom(p.Src, p.Dst, sport, p.DstPort, p.IPProto)
-	if c, ok := f.ct.Lookup(k, now); ok {
-		if c.Label == pol.Gen {
-			f.ct.Update(&c, p.TCPFlags, now)
-			return true
-		}
-		o := c.Orig()
-		if f.allowed(eps, netip.AddrFrom16(o.Src).Unmap(), netip.AddrFrom16(o.Dst).Unmap(), o.DstPort, o.Proto) {
+	if ok {
+		if c.Label != pol.Gen {
+			// Checked again as the connection was first: its client
+			// against its server, the backend for a service (the source
+			// of the reply tuple).
+			o, r := c.Orig(), c.Reply()
+			if !f.allowed(eps, netip.AddrFrom16(o.Src).Unmap(), netip.AddrFrom16(r.Src).Unmap(), r.SrcPort, o.Proto) {
+				f.ct.Delete(c.Key())
+				return false
+			}
 			f.ct.SetLabel(&c, pol.Gen)
-			f.ct.Update(&c, p.TCPFlags, now)
-			return true
 		}
-		f.ct.Delete(k)
-		return false
+		if !looked {
+			f.ct.Update(&c, p.TCPFlags, now)
+		}
+		return true
 	}
 	if !f.allowed(eps, p.Src, p.Dst, p.DstPort, p.IPProto) {
 		return false
 	}
 	// A refused insert (table busy) leaves the connection untracked: its
 	// next packet is checked again.
-	f.ct.Insert(k, conntrack.NAT{}, pol.Gen, now)
+	f.ct.Insert(keyOf(p), conntrack.NAT{}, pol.Gen, now)
 	return true
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/ringnet/ringnet/tables/conntrack"
 	"github.com/ringnet/ringnet/tables/endpoint"
 	"github.com/ringnet/ringnet/tables/route"
+	"github.com/ringnet/ringnet/tables/service"
 )
 
 // Gateway is the link-local router every pod points its default routes at.
@@ -47,15 +48,19 @@ type forwarder struct {
 	under    *underlay        // nil: no uplink; nothing is sent to peer nodes
 	pol      *Policy          // nil: no NetworkPolicy enforcement (or, with pending, none yet)
 	pending  bool             // fail closed: no policy published yet
-	ct       *conntrack.Table // with pol: the connections policy admitted
+	ct       *conntrack.Table // with pol or svc: the connections policy admitted, and the translated ones
+	svc      *service.Table   // nil: no services (no NAT step)
+	aff      *conntrack.Table // with svc: session affinity
+	natPorts PortRange        // masquerade source ports
 	now      int64            // ns, the worker's monotonic clock, for the token buckets
 
 	buckets [NumPuntClasses]bucket // per punt class; written by this worker only
 	ipID    uint16                 // IPv4 identification of the ICMP errors we send
 
 	// Set by process for the worker.
-	peer uint16 // vTunnel: index of the peer node in under.peers
-	mtu  uint32 // PuntFragNeeded: the MTU the ICMP error announces
+	peer uint16   // vTunnel: index of the peer node in under.peers
+	mtu  uint32   // PuntFragNeeded: the MTU the ICMP error announces
+	nat  natState // the packet's connection, when the NAT step looked it up
 }
 
 func newForwarder(gw Gateway) forwarder {
@@ -94,6 +99,7 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 			return vDrop, 0, 0, r
 		}
 	}
+	f.nat.looked = false
 	switch p.EtherType {
 	case packet.EtherTypeIPv4:
 		dst := p.Dst.As4()
@@ -107,6 +113,12 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 			if p.HasOptions {
 				return f.exception(frame, PuntIPOptions)
 			}
+		}
+		if f.svc != nil {
+			if r := f.translate(frame, eps, false); r != stats.Forwarded {
+				return vDrop, 0, 0, r
+			}
+			dst = p.Dst.As4()
 		}
 		ep, ok := eps.Lookup4(dst)
 		if !ok {
@@ -150,6 +162,11 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 			}
 			if p.HasOptions {
 				return f.exception(frame, PuntIPOptions)
+			}
+		}
+		if f.svc != nil {
+			if r := f.translate(frame, eps, false); r != stats.Forwarded {
+				return vDrop, 0, 0, r
 			}
 		}
 		ep, ok := eps.Lookup(p.Dst)

@@ -75,6 +75,7 @@ type Worker struct {
 func newWorker(dp *Dataplane, id int) *Worker {
 	w := &Worker{id: id, dp: dp, fwd: newForwarder(dp.cfg.Gateway), batch: dp.cfg.Batch,
 		rx: make([]xsk.Desc, dp.cfg.Batch)}
+	w.fwd.natPorts = dp.cfg.NATPorts
 	w.wakeFD.Store(-1)
 	return w
 }
@@ -115,6 +116,7 @@ func (w *Worker) step() int {
 	eps := w.dp.endpoints.Load()
 	w.fwd.under = w.dp.under.Load()
 	w.fwd.pol, w.fwd.ct, w.fwd.pending = w.dp.policy.Load(), w.dp.ct.Load(), w.dp.pending.Load()
+	w.fwd.svc, w.fwd.aff = w.dp.services.Load(), w.dp.aff.Load()
 	w.fwd.now = now
 	if w.toHost != nil {
 		w.fwd.host = w.dp.host.Load()
@@ -234,14 +236,22 @@ func (w *Worker) stepHost(eps *endpoint.Table) int {
 }
 
 // stepUplink forwards the n frames just received on the uplink's socket s:
-// from peer nodes to local pods. Nothing is answered or punted from here.
+// from peer nodes to local pods; and, for what the NAT step translated,
+// on to other nodes or to the host (replies to clients outside the
+// cluster, which the host routes). Nothing is answered from here.
 func (w *Worker) stepUplink(s *xsk.Socket, n int, eps *endpoint.Table) {
+	w.fwd.from = nil
 	for _, d := range w.rx[:n] {
 		frame := s.Frame(d)
 		v, out, start, end, reason := w.fwd.fromUplink(frame, eps)
-		if v == vForward {
+		switch v {
+		case vForward:
 			w.copyTo(out, frame[start:end], reason)
-		} else {
+		case vTunnel:
+			w.sendToPeer(frame[start:end], reason)
+		case vPunt:
+			w.punt(frame[start:end], reason)
+		default:
 			w.Counters.Inc(reason)
 		}
 		s.Free(d.Addr)

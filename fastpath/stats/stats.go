@@ -84,6 +84,9 @@ const (
 	SpoofedIP           // from a pod, with a source address that is not the pod's
 	PolicyDenied        // NetworkPolicy does not allow the connection (or no longer does)
 	PolicyPending       // no NetworkPolicy published yet and the dataplane fails closed (Config.PolicyRequired)
+	ServiceNoBackend    // to a service port that has no ready backend (on this node, for externalTrafficPolicy Local)
+	NATNoPort           // a masqueraded connection found no free port in the NAT port range
+	ConntrackBusy       // a new connection could not be tracked (the table could make no room): not forwarded, as its replies could not be translated
 
 	// Decapsulation failures, one per encap.Error (package pipeline maps them).
 	DecapTruncated
@@ -121,6 +124,7 @@ var names = func() [NumReasons]string {
 		"host_rx", "host_rx_queue_full", "host_tx", "host_tx_error",
 		"to_peer", "from_peer", "peer_unresolved", "frag_needed", "frag_needed_over_limit", "tunnel_too_big",
 		"uplink_unexpected", "unknown_vtep", "peer_no_pod", "spoofed_mac", "spoofed_ip", "policy_denied", "policy_pending",
+		"service_no_backend", "nat_no_port", "conntrack_busy",
 		"decap_truncated", "decap_not_ipv4", "decap_bad_ip_header", "decap_ip_options", "decap_fragment",
 		"decap_bad_checksum", "decap_not_local", "decap_wrong_protocol", "decap_wrong_port",
 		"decap_bad_vxlan_header", "decap_wrong_vni", "decap_inner_truncated", "decap_inner_version",

@@ -6,9 +6,11 @@
 //     into the AF_XDP socket that serves the frame's RX queue.
 //   - The uplink program ([NewUplinkProgram]) sits on the node's uplink,
 //     which the node's own networking shares. It redirects only ringnet's
-//     traffic (tunnels to the node, frames for the node's pod prefixes) and
-//     passes everything else to the kernel, so SSH, kubelet, BGP, ARP and
-//     ND for the node's addresses work as if ringnet were not there.
+//     traffic (tunnels to the node, NodePorts and NAT replies on the node's
+//     address, frames for the node's pod prefixes and services' external
+//     IPs) and passes everything else to the kernel, so SSH, kubelet, BGP,
+//     ARP and ND for the node's addresses work as if ringnet were not
+//     there.
 //
 // Both are a [Program]: Register, Unregister, Run, Attach and Close work the
 // same on either. Both are written in Go with cilium/ebpf's asm package;
@@ -57,14 +59,23 @@
 //     either UDP to VXLANPort (non-zero) in a header of exactly 20 bytes
 //     (version 4, IHL 5), or, with IPIP set, IP protocol 4 (IPIP) or 41
 //     (IPv6 in IPv4);
-//   - direct routing to a pod: EtherType IPv4 with a destination in an IPv4
-//     local prefix, or EtherType IPv6 with a destination in an IPv6 one,
-//     whatever the protocol.
+//   - a service port on the node: EtherType IPv4, destination NodeIPv4, a
+//     header of exactly 20 bytes, not a fragment (neither the more
+//     fragments flag nor an offset), TCP, UDP or SCTP, and a destination
+//     port in one of [UplinkOptions].PortRanges: the NodePort range, and
+//     the NAT range where replies to connections the fast path masqueraded
+//     come back;
+//   - direct routing to a pod or a service: EtherType IPv4 with a
+//     destination in an IPv4 local prefix, or EtherType IPv6 with a
+//     destination in an IPv6 one, whatever the protocol and port. The
+//     prefixes are the node's pod CIDRs and, as /32 and /128, the external
+//     IPs of services the fast path balances.
 //
 // Everything else passes: other EtherTypes (ARP, VLAN-tagged frames, LLDP),
 // multicast and broadcast, the node's own unicast traffic, frames too short
 // to hold the headers a rule reads, and frames whose queue has no socket.
-// In pseudo-C (the MAC and tunnel blocks are emitted only when configured):
+// In pseudo-C (the MAC, tunnel and port blocks are emitted only when
+// configured):
 //
 //	if eth + 14 > end || (MAC && eth.dst != MAC)      return PASS
 //	if eth.type == IPv4 {
@@ -72,7 +83,10 @@
 //		if ip.dst == NodeIPv4 &&
 //		   (IPIP && ip.proto in {4, 41} ||
 //		    VXLANPort && ip.proto == 17 && ip.vihl == 0x45 &&
-//		    udp + 8 <= end && udp.dport == VXLANPort) goto redirect
+//		    l4 + 8 <= end && l4.dport == VXLANPort ||
+//		    ranges && ip.proto in {6, 17, 132} && ip.vihl == 0x45 &&
+//		    !(ip.frag & (MF|offset)) &&
+//		    l4 + 8 <= end && l4.dport in ranges)      goto redirect
 //		if lookup(local4, ip.dst)                     goto redirect
 //	} else if eth.type == IPv6 {
 //		if ip6 + 40 > end                             return PASS
@@ -81,18 +95,41 @@
 //	return PASS
 //	redirect: return bpf_redirect_map(&xsks, ctx->rx_queue_index, PASS)
 //
-// That is at most 60 BPF instructions. The program checks only what it
-// reads: a frame cut short after the headers a rule needs is redirected,
-// and user space validates the rest (lengths, checksums) as for any frame. IPv4 fragments are not singled out: the first
-// fragment of a VXLAN packet is redirected, while later ones carry no UDP
-// header and pass (unless the bytes where the port would be happen to
-// match), so the underlay must not fragment VXLAN; IPIP fragments and
-// fragments for a local prefix are all redirected.
+// That is at most 60 BPF instructions without port ranges, and at most 74
+// with every rule and [MaxPortRanges] ranges: the ranges are tested in
+// ascending order, two instructions each (one for a range that ends at
+// 65535). The program checks only what it reads: a frame cut short after
+// the headers a rule needs is redirected (for ports, the first 8 bytes of
+// the L4 header: all of UDP's, the least of TCP's and SCTP's), and user
+// space validates the rest (lengths, checksums) as for any frame.
+//
+// Fragments: for the port ranges every IPv4 fragment passes, the first one
+// (offset 0, more fragments set) included, although it holds the ports.
+// The later fragments hold no ports and cannot be told from the node's own
+// traffic, so they go to the kernel; sending the first one to the fast
+// path would split the datagram between two places, neither of which could
+// put it together. Passed whole, the kernel reassembles it and answers as
+// for any port it has no socket on. So NodePort and NAT traffic must not be
+// fragmented on the underlay (TCP with path MTU discovery never is). The
+// tunnel rules do not look at the fragment field: the first fragment of a
+// VXLAN packet is redirected, while later ones carry no UDP header and pass
+// (unless the bytes where the port would be happen to match), so the
+// underlay must not fragment VXLAN either; IPIP fragments and fragments
+// for a local prefix are all redirected. IPv4 packets with options to a
+// NodePort pass, as for VXLAN; the node's IPv6 address has no NodePorts
+// here (the underlay is IPv4): a service reached over IPv6 is an external
+// IP, a /128 local prefix.
+//
+// A NAT range must not overlap the ports the node's own kernel picks for
+// its connections (net.ipv4.ip_local_port_range, 32768-60999 by default):
+// the replies to them would go to the fast path. The NodePort range must
+// not hold ports the node's own services listen on, for the same reason.
 //
 // The local prefixes live in two BPF_MAP_TYPE_LPM_TRIE maps, one per family
 // (key: prefix length and address), set with [Program.SetLocalPrefixes] and
 // read back with [Program.LocalPrefixes]: typically the node's pod CIDRs,
-// which peers on the same subnet route straight to the node's uplink. An
+// which peers on the same subnet route straight to the node's uplink, and
+// services' external IPs as /32s and /128s. An
 // update adds the new prefixes before it deletes the old ones, so a frame
 // that both the old and the new set cover is redirected throughout (the
 // kernel has no atomic swap of a whole trie short of map-in-map, which would

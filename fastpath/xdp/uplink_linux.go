@@ -23,8 +23,20 @@ const (
 )
 
 // MaxLocalPrefixes bounds the local prefixes of each family an uplink
-// program holds: a node has a handful of pod CIDRs, not a routing table.
+// program holds: a node has a handful of pod CIDRs and service external
+// IPs, not a routing table.
 const MaxLocalPrefixes = 256
+
+// MaxPortRanges bounds UplinkOptions.PortRanges: each range costs the
+// program up to two instructions per frame that reaches the range checks.
+const MaxPortRanges = 4
+
+// PortRange is an inclusive range of TCP, UDP and SCTP destination ports.
+type PortRange struct {
+	First, Last uint16
+}
+
+func (r PortRange) String() string { return fmt.Sprintf("%d-%d", r.First, r.Last) }
 
 // UplinkOptions configures the uplink program.
 type UplinkOptions struct {
@@ -35,8 +47,9 @@ type UplinkOptions struct {
 	// considered. The zero MAC means any destination MAC. A multicast MAC
 	// is refused.
 	MAC [6]byte
-	// NodeIPv4 is the node's underlay address: tunnel traffic must be
-	// addressed to it. Required when VXLANPort or IPIP is set.
+	// NodeIPv4 is the node's underlay address: tunnel, NodePort and NAT
+	// reply traffic must be addressed to it. Required when VXLANPort, IPIP
+	// or PortRanges is set.
 	NodeIPv4 [4]byte
 	// VXLANPort is the UDP destination port of VXLAN to redirect (4789, or
 	// 8472 for Flannel); 0 redirects no UDP for the tunnel rule.
@@ -44,6 +57,21 @@ type UplinkOptions struct {
 	// IPIP redirects IP protocols 4 (IPIP) and 41 (IPv6 in IPv4) addressed
 	// to NodeIPv4.
 	IPIP bool
+	// PortRanges redirects TCP, UDP and SCTP addressed to NodeIPv4 whose
+	// destination port is in one of the ranges: the NodePort range
+	// (Kubernetes' default 30000-32767) and the fast path's NAT source
+	// ports, where replies to masqueraded connections arrive. At most
+	// MaxPortRanges, in any order, none overlapping another, none holding
+	// port 0; they need NodeIPv4. A range must not overlap the ports the
+	// node's kernel picks for its own connections
+	// (net.ipv4.ip_local_port_range, by default 32768-60999), or the
+	// replies to them go to the fast path instead of the node.
+	//
+	// Only IPv4 headers of exactly 20 bytes are read for ports, as for
+	// VXLAN; a packet with IP options passes. So does every fragment, the
+	// first included: a datagram must not be split between the fast path
+	// and the kernel, and only the kernel reassembles.
+	PortRanges []PortRange
 }
 
 func (o UplinkOptions) validate() error {
@@ -56,29 +84,60 @@ func (o UplinkOptions) validate() error {
 	if (o.VXLANPort != 0 || o.IPIP) && o.NodeIPv4 == [4]byte{} {
 		return errors.New("vxlan or ipip needs the node's ipv4 address (NodeIPv4)")
 	}
+	if len(o.PortRanges) == 0 {
+		return nil
+	}
+	if o.NodeIPv4 == [4]byte{} {
+		return errors.New("port ranges need the node's ipv4 address (NodeIPv4)")
+	}
+	if len(o.PortRanges) > MaxPortRanges {
+		return fmt.Errorf("%d port ranges, at most %d", len(o.PortRanges), MaxPortRanges)
+	}
+	for _, r := range o.PortRanges {
+		if r.First == 0 || r.First > r.Last {
+			return fmt.Errorf("port range %v: want 1 <= first <= last", r)
+		}
+	}
+	sorted := o.sortedPortRanges()
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i].First <= sorted[i-1].Last {
+			return fmt.Errorf("port ranges %v and %v overlap", sorted[i-1], sorted[i])
+		}
+	}
 	return nil
 }
 
+// sortedPortRanges returns a copy of o.PortRanges in ascending order.
+func (o UplinkOptions) sortedPortRanges() []PortRange {
+	s := slices.Clone(o.PortRanges)
+	slices.SortFunc(s, func(a, b PortRange) int { return cmp.Compare(a.First, b.First) })
+	return s
+}
+
 // Frame layout the uplink program reads: an untagged Ethernet header, then
-// IPv4 (without options where a UDP port is read) or IPv6.
+// IPv4 (without options where a port is read) or IPv6.
 const (
 	ethLen       = 14
 	offEtherType = 12
-	offIPv4VIHL  = ethLen + 0  // version and IHL
-	offIPv4Proto = ethLen + 9  // protocol
-	offIPv4Dst   = ethLen + 16 // destination address
-	ipv4Len      = 20          // header without options
-	offUDPDst    = ethLen + ipv4Len + 2
+	offIPv4VIHL  = ethLen + 0           // version and IHL
+	offIPv4Frag  = ethLen + 6           // flags and fragment offset
+	offIPv4Proto = ethLen + 9           // protocol
+	offIPv4Dst   = ethLen + 16          // destination address
+	ipv4Len      = 20                   // header without options
+	offUDPDst    = ethLen + ipv4Len + 2 // also TCP's and SCTP's destination port
 	udpLen       = 8
 	offIPv6Dst   = ethLen + 24
 	ipv6Len      = 40
 
 	etherTypeIPv4 = 0x0800
 	etherTypeIPv6 = 0x86dd
-	ipv4VIHL5     = 0x45 // version 4, IHL 5 (20 bytes: no options)
+	ipv4VIHL5     = 0x45   // version 4, IHL 5 (20 bytes: no options)
+	ipv4MFOffset  = 0x3fff // more fragments flag and fragment offset
 	protoIPIP     = 4
+	protoTCP      = 6
 	protoUDP      = 17
 	protoIPv6     = 41
+	protoSCTP     = 132
 )
 
 // offData and offDataEnd are offsetof(struct xdp_md, data) and data_end;
@@ -128,8 +187,14 @@ func be16(v uint16) int32 { return ne16(byte(v>>8), byte(v)) }
 //		if ip + 20 > end                               return PASS
 //		if ip.dst == NodeIPv4 {
 //			if IPIP && ip.proto in {4, 41}             goto redirect
-//			if VXLANPort && ip.proto == 17 && ip.vihl == 0x45 &&
-//			   udp + 8 <= end && udp.dport == VXLANPort goto redirect
+//			if (VXLANPort && ip.proto == 17 ||
+//			    ranges && ip.proto in {6, 17, 132}) &&
+//			   ip.vihl == 0x45 && l4 + 8 <= end {
+//				if VXLANPort && ip.proto == 17 &&
+//				   l4.dport == VXLANPort               goto redirect
+//				if ranges && !(ip.frag & (MF|offset)) &&
+//				   l4.dport in ranges                  goto redirect
+//			}
 //		}
 //		if lookup(local4, {32, ip.dst})                goto redirect
 //	case IPv6:
@@ -139,7 +204,11 @@ func be16(v uint16) int32 { return ne16(byte(v>>8), byte(v)) }
 //	return PASS
 //	redirect: return bpf_redirect_map(&xsks, ctx->rx_queue_index, PASS)
 //
-// The tunnel and MAC blocks are only emitted when the options ask for them.
+// The MAC, tunnel and port blocks are only emitted when the options ask
+// for them. The ranges are tested in ascending order, so a port below a
+// range's first is in none of the ranges left: two instructions per
+// range, one for a range that ends at 65535.
+//
 // Every load of 2 bytes or more is at an offset that, plus the 2 bytes of
 // NET_IP_ALIGN the verifier assumes, is a multiple of its size, so the
 // program also passes the verifier's strict alignment checks (BPF_F_STRICT_ALIGNMENT, or machines
@@ -152,7 +221,10 @@ func uplinkInstructions(o UplinkOptions) asm.Instructions {
 		queue = asm.R8 // ctx->rx_queue_index
 		tmp   = asm.R2 // scratch; also the helpers' second argument
 		dst4  = asm.R3 // IPv4 destination, as loaded
+		proto = asm.R4 // IPv4 protocol
+		port  = asm.R5 // TCP, UDP or SCTP destination port
 	)
+	ranges := o.sortedPortRanges()
 	// Callee-saved R6-R8 hold what survives the map lookup helper calls.
 	insns := asm.Instructions{
 		asm.LoadMem(data, asm.R1, offData, asm.Word),
@@ -192,34 +264,69 @@ func uplinkInstructions(o UplinkOptions) asm.Instructions {
 		asm.LoadMem(dst4, data, offIPv4Dst, asm.Word),
 	)
 
-	// Tunnels: addressed to the node, IPIP by protocol, VXLAN by UDP
-	// port. A miss goes on to the prefix lookup, not to pass: the rules
-	// are alternatives.
-	if o.IPIP || o.VXLANPort != 0 {
+	// Addressed to the node: tunnels by protocol (IPIP) or UDP port
+	// (VXLAN), NodePorts and NAT replies by TCP, UDP or SCTP port. A miss
+	// goes on to the prefix lookup, not to pass: the rules are
+	// alternatives.
+	vxlan, ports := o.VXLANPort != 0, len(ranges) > 0
+	if o.IPIP || vxlan || ports {
 		insns = append(insns,
 			asm.JNE.Imm32(dst4, ne32(o.NodeIPv4), "local4"),
-			asm.LoadMem(tmp, data, offIPv4Proto, asm.Byte),
+			asm.LoadMem(proto, data, offIPv4Proto, asm.Byte),
 		)
 	}
 	if o.IPIP {
 		insns = append(insns,
-			asm.JEq.Imm(tmp, protoIPIP, "redirect"),
-			asm.JEq.Imm(tmp, protoIPv6, "redirect"),
+			asm.JEq.Imm(proto, protoIPIP, "redirect"),
+			asm.JEq.Imm(proto, protoIPv6, "redirect"),
 		)
 	}
-	if o.VXLANPort != 0 {
+	if vxlan || ports {
+		if ports {
+			insns = append(insns,
+				asm.JEq.Imm(proto, protoTCP, "l4"),
+				asm.JEq.Imm(proto, protoSCTP, "l4"),
+			)
+		}
 		insns = append(insns,
-			asm.JNE.Imm(tmp, protoUDP, "local4"),
-			// No IP options, so the UDP header is where we read it.
-			asm.LoadMem(tmp, data, offIPv4VIHL, asm.Byte),
+			asm.JNE.Imm(proto, protoUDP, "local4"),
+			// No IP options, so the L4 header is where we read it.
+			asm.LoadMem(tmp, data, offIPv4VIHL, asm.Byte).WithSymbol("l4"),
 			asm.JNE.Imm(tmp, ipv4VIHL5, "local4"),
-			// UDP header in bounds? Then its destination port.
+			// The first 8 bytes of the L4 header (all of UDP's, the
+			// least of the three) in bounds? Then the destination port,
+			// at the same place in all three.
 			asm.Mov.Reg(tmp, data),
 			asm.Add.Imm(tmp, ethLen+ipv4Len+udpLen),
 			asm.JGT.Reg(tmp, end, "local4"),
-			asm.LoadMem(tmp, data, offUDPDst, asm.Half),
-			asm.JEq.Imm(tmp, be16(o.VXLANPort), "redirect"),
+			asm.LoadMem(port, data, offUDPDst, asm.Half),
 		)
+	}
+	if vxlan {
+		if ports {
+			insns = append(insns, asm.JNE.Imm(proto, protoUDP, "ports"))
+		}
+		insns = append(insns, asm.JEq.Imm(port, be16(o.VXLANPort), "redirect"))
+	}
+	if ports {
+		insns = append(insns,
+			// Not a fragment: the first has the ports, but the others
+			// would go to the kernel, which alone can put them together.
+			asm.LoadMem(tmp, data, offIPv4Frag, asm.Half).WithSymbol("ports"),
+			asm.JSet.Imm(tmp, be16(ipv4MFOffset), "local4"),
+			// The port in host order, for the range compares.
+			asm.HostTo(asm.BE, port, asm.Half),
+		)
+		for _, r := range ranges {
+			if r.Last == 0xffff {
+				insns = append(insns, asm.JGE.Imm(port, int32(r.First), "redirect"))
+				continue
+			}
+			insns = append(insns,
+				asm.JLT.Imm(port, int32(r.First), "local4"),
+				asm.JLE.Imm(port, int32(r.Last), "redirect"),
+			)
+		}
 	}
 
 	insns = append(insns,
@@ -343,11 +450,13 @@ func NewUplinkProgram(opts UplinkOptions) (*Program, error) {
 }
 
 // SetLocalPrefixes replaces the set of destination prefixes, IPv4 and IPv6,
-// whose frames the uplink program redirects whatever their protocol (this
-// node's pod CIDRs, reached by direct routing from peers on the same
-// subnet). Prefixes are masked (10.244.1.7/24 means 10.244.1.0/24) and
-// duplicates ignored; an IPv4-mapped IPv6 prefix is an IPv6 prefix. Only
-// valid on a program made by NewUplinkProgram.
+// whose frames the uplink program redirects whatever their protocol and
+// port: this node's pod CIDRs, reached by direct routing from peers on the
+// same subnet, and single addresses (a /32 or /128) such as the external
+// IPs of services the fast path balances. Prefixes are masked
+// (10.244.1.7/24 means 10.244.1.0/24) and duplicates ignored; an
+// IPv4-mapped IPv6 prefix is an IPv6 prefix. Only valid on a program made
+// by NewUplinkProgram.
 //
 // The update is not one atomic step, but it never makes a frame pass that
 // both the old and the new set redirect: it adds the new prefixes first and

@@ -22,8 +22,10 @@ import (
 // end of a veth, and a peer namespace (another node on the same subnet) on
 // the other end. With the program attached natively and an AF_XDP socket
 // registered, the node's own traffic (ARP and ND, ping, TCP, UDP to a
-// kernel socket, over IPv4 and IPv6) still reaches the node's kernel, while
-// VXLAN and IPIP to the node and traffic for its pod prefixes arrive on the
+// kernel socket, over IPv4 and IPv6, also to ports just outside the
+// NodePort and NAT ranges) still reaches the node's kernel, while VXLAN and
+// IPIP to the node, TCP, UDP and SCTP to its NodePorts and NAT ports, and
+// traffic for its pod prefixes and a service's external IP arrive on the
 // AF_XDP socket and never at the kernel.
 func TestUplinkLive(t *testing.T) {
 	ping, err := exec.LookPath("ping")
@@ -40,10 +42,13 @@ func TestUplinkLive(t *testing.T) {
 	// The peer routes this node's pod prefixes to it: direct routing.
 	addRoute(t, peer, "uplink1", "10.244.1.0/24", "192.0.2.1")
 	addRoute(t, peer, "uplink1", "fd00:244:1::/64", "2001:db8::1")
+	// And a service's external IP, as a router would.
+	addRoute(t, peer, "uplink1", "198.51.100.10/32", "192.0.2.1")
 
 	mac := [6]byte(dev.Attrs().HardwareAddr)
-	p := newTestUplink(t, UplinkOptions{Queues: 1, MAC: mac, NodeIPv4: nodeIP.As4(), VXLANPort: 4789, IPIP: true})
-	if err := p.SetLocalPrefixes(prefixes("10.244.1.0/24", "fd00:244:1::/64")); err != nil {
+	p := newTestUplink(t, UplinkOptions{Queues: 1, MAC: mac, NodeIPv4: nodeIP.As4(), VXLANPort: 4789, IPIP: true,
+		PortRanges: servicePorts})
+	if err := p.SetLocalPrefixes(prefixes("10.244.1.0/24", "fd00:244:1::/64", "198.51.100.10/32")); err != nil {
 		t.Fatal(err)
 	}
 	var sock *xsk.Socket
@@ -67,24 +72,30 @@ func TestUplinkLive(t *testing.T) {
 	}
 	t.Cleanup(func() { a.Close() })
 
-	// The node's kernel listens: TCP echo on each family, and UDP on 4790
-	// and on the VXLAN port itself, which must stay silent.
+	// The node's kernel listens: TCP echo on each family, UDP on 4790 and
+	// on the ports next to the NodePort and NAT ranges, and UDP on the
+	// VXLAN port and a NodePort, which must stay silent.
 	var tcp4, tcp6 net.Listener
-	var udpOther, udpVXLAN net.PacketConn
+	var udpOther, udpBelowNodePorts, udpBelowNAT, udpVXLAN, udpNodePort net.PacketConn
 	err = node.Do(func() (err error) {
 		tcp4, err = net.Listen("tcp4", "192.0.2.1:0")
 		if err == nil {
 			tcp6, err = net.Listen("tcp6", "[2001:db8::1]:0")
 		}
-		if err == nil {
-			udpOther, err = net.ListenPacket("udp4", "192.0.2.1:4790")
-		}
-		if err == nil {
-			udpVXLAN, err = net.ListenPacket("udp4", "192.0.2.1:4789")
+		for _, l := range []struct {
+			c    *net.PacketConn
+			addr string
+		}{
+			{&udpOther, "192.0.2.1:4790"}, {&udpBelowNodePorts, "192.0.2.1:29999"}, {&udpBelowNAT, "192.0.2.1:60999"},
+			{&udpVXLAN, "192.0.2.1:4789"}, {&udpNodePort, "192.0.2.1:30000"},
+		} {
+			if err == nil {
+				*l.c, err = net.ListenPacket("udp4", l.addr)
+			}
 		}
 		return err
 	})
-	for _, c := range []io.Closer{tcp4, tcp6, udpOther, udpVXLAN} {
+	for _, c := range []io.Closer{tcp4, tcp6, udpOther, udpBelowNodePorts, udpBelowNAT, udpVXLAN, udpNodePort} {
 		if c != nil {
 			t.Cleanup(func() { c.Close() })
 		}
@@ -119,9 +130,11 @@ func TestUplinkLive(t *testing.T) {
 				t.Errorf("tcp to %s: %v", addr, err)
 			}
 		}
-		sendUDP(t, peer, "192.0.2.1:4790", []byte("kubelet"))
-		if got, err := readUDP(udpOther, 2*time.Second); err != nil || string(got) != "kubelet" {
-			t.Errorf("the node's udp socket on 4790 read %q, %v; want %q", got, err, "kubelet")
+		for _, c := range []net.PacketConn{udpOther, udpBelowNodePorts, udpBelowNAT} {
+			sendUDP(t, peer, c.LocalAddr().String(), []byte("kubelet"))
+			if got, err := readUDP(c, 2*time.Second); err != nil || string(got) != "kubelet" {
+				t.Errorf("the node's udp socket on %v read %q, %v; want %q", c.LocalAddr(), got, err, "kubelet")
+			}
 		}
 		if got := receive(t, sock, 200*time.Millisecond, 0); len(got) != 0 {
 			t.Errorf("the AF_XDP socket received %d frames of the node's own traffic, first:\n% x", len(got), got[0])
@@ -144,7 +157,7 @@ func TestUplinkLive(t *testing.T) {
 		},
 		{
 			"ipip",
-			func(t *testing.T) { sendIPIP(t, peer, nodeIP, inner4) },
+			func(t *testing.T) { sendRaw(t, peer, protoIPIP, nodeIP, inner4) },
 			func(f []byte) string {
 				if len(f) < 34 || f[23] != protoIPIP || !bytes.Equal(f[34:], inner4) {
 					return "not the IPIP packet sent"
@@ -157,6 +170,35 @@ func TestUplinkLive(t *testing.T) {
 			func(t *testing.T) { sendUDP(t, peer, "10.244.1.7:9", []byte("to a pod")) },
 			func(f []byte) string {
 				return checkUDP4(f, mac, netip.MustParseAddr("10.244.1.7"), 9, []byte("to a pod"))
+			},
+		},
+		{
+			"nodeport udp",
+			func(t *testing.T) { sendUDP(t, peer, "192.0.2.1:30000", []byte("to a service")) },
+			func(f []byte) string { return checkUDP4(f, mac, nodeIP, 30000, []byte("to a service")) },
+		},
+		{
+			"nat reply udp",
+			func(t *testing.T) { sendUDP(t, peer, "192.0.2.1:65535", []byte("reply")) },
+			func(f []byte) string { return checkUDP4(f, mac, nodeIP, 65535, []byte("reply")) },
+		},
+		{
+			"nodeport tcp",
+			func(t *testing.T) { sendRaw(t, peer, protoTCP, nodeIP, tcpSYN(40000, 32767)) },
+			func(f []byte) string { return checkL4(f, mac, nodeIP, protoTCP, tcpSYN(40000, 32767)) },
+		},
+		{
+			"nat reply sctp",
+			func(t *testing.T) { sendRaw(t, peer, protoSCTP, nodeIP, sctpInit(5000, 61000)) },
+			func(f []byte) string { return checkL4(f, mac, nodeIP, protoSCTP, sctpInit(5000, 61000)) },
+		},
+		{
+			"external ip",
+			func(t *testing.T) {
+				sendRaw(t, peer, protoTCP, netip.MustParseAddr("198.51.100.10"), tcpSYN(40000, 443))
+			},
+			func(f []byte) string {
+				return checkL4(f, mac, netip.MustParseAddr("198.51.100.10"), protoTCP, tcpSYN(40000, 443))
 			},
 		},
 		{
@@ -187,8 +229,10 @@ func TestUplinkLive(t *testing.T) {
 			}
 		})
 	}
-	if got, err := readUDP(udpVXLAN, 100*time.Millisecond); err == nil {
-		t.Errorf("the node's kernel received %q on the VXLAN port: the frame was not redirected", got)
+	for _, c := range []net.PacketConn{udpVXLAN, udpNodePort} {
+		if got, err := readUDP(c, 100*time.Millisecond); err == nil {
+			t.Errorf("the node's kernel received %q on %v: the frame was not redirected", got, c.LocalAddr())
+		}
 	}
 }
 
@@ -237,20 +281,21 @@ func sendUDP(t *testing.T, ns *testNS, addr string, payload []byte) {
 	}
 }
 
-// sendIPIP sends inner to dst as IP protocol 4 through a raw socket in ns:
-// the kernel adds the outer header, so no ipip module is needed.
-func sendIPIP(t *testing.T, ns *testNS, dst netip.Addr, inner []byte) {
+// sendRaw sends payload to dst as IP protocol proto through a raw socket
+// in ns: the kernel adds the IPv4 header, so no ipip module is needed for
+// IPIP, and a TCP SYN sent this way is sent once, not retried.
+func sendRaw(t *testing.T, ns *testNS, proto int, dst netip.Addr, payload []byte) {
 	t.Helper()
 	err := ns.Do(func() error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_IPIP)
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(fd)
-		return unix.Sendto(fd, inner, 0, &unix.SockaddrInet4{Addr: dst.As4()})
+		return unix.Sendto(fd, payload, 0, &unix.SockaddrInet4{Addr: dst.As4()})
 	})
 	if err != nil {
-		t.Fatalf("send ipip to %v: %v", dst, err)
+		t.Fatalf("send ip protocol %d to %v: %v", proto, dst, err)
 	}
 }
 
@@ -295,6 +340,21 @@ func checkEthIP4(f []byte, mac [6]byte, dst netip.Addr) string {
 		return fmt.Sprintf("to MAC %x", f[0:6])
 	case netip.AddrFrom4([4]byte(f[30:34])) != dst:
 		return fmt.Sprintf("to %v", netip.AddrFrom4([4]byte(f[30:34])))
+	}
+	return ""
+}
+
+// checkL4 says what is wrong with f as the packet of IP protocol proto,
+// without IP options, sent to dst with payload l4.
+func checkL4(f []byte, mac [6]byte, dst netip.Addr, proto byte, l4 []byte) string {
+	if bad := checkEthIP4(f, mac, dst); bad != "" {
+		return bad
+	}
+	switch {
+	case f[14] != 0x45 || f[23] != proto:
+		return fmt.Sprintf("not IP protocol %d without IP options", proto)
+	case !bytes.Equal(f[34:], l4):
+		return "not the packet sent"
 	}
 	return ""
 }

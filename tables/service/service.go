@@ -117,6 +117,7 @@ type Service struct {
 	local    bool
 	m        uint32    // Maglev table size; 0 without backends
 	backends []Backend // sorted by address, then port
+	ids      []idIndex // backends' IDs, sorted, for BackendByID
 	// The Maglev lookup table, slot to index into backends: lut8 for 2 to
 	// 255 backends, lut16 for more; neither for one backend (every slot
 	// would be 0) or none.
@@ -148,6 +149,28 @@ func (s *Service) Affinity() uint32 { return s.affinity }
 // Masquerade reports whether connections from clients outside the cluster
 // are masqueraded to the node's address: External and not Local.
 func (s *Service) Masquerade() bool { return s.external && !s.local }
+
+// ID is a 32-bit name of the backend, the same in every snapshot and on
+// every node: what session affinity remembers a client's backend by, as
+// indexes change when backends come and go.
+func (b Backend) ID() uint32 {
+	h := hashBackend(b, 0x6166666e2d696473) // "affn-ids"
+	return uint32(h) ^ uint32(h>>32)
+}
+
+// idIndex maps a backend ID to the backend's index.
+type idIndex struct{ id, i uint32 }
+
+// BackendByID returns the backend whose ID is id, false if it is no
+// longer one of the service's. Two backends of a service with the same ID
+// (one chance in 2³² for a pair) are both found by the smaller address.
+func (s *Service) BackendByID(id uint32) (Backend, bool) {
+	i, ok := slices.BinarySearchFunc(s.ids, id, func(x idIndex, id uint32) int { return cmp.Compare(x.id, id) })
+	if !ok {
+		return Backend{}, false
+	}
+	return s.backends[s.ids[i].i], true
+}
 
 // VIP returns the service's virtual address.
 func (s *Service) VIP() netip.Addr { return s.vip }
@@ -266,10 +289,15 @@ func compile(sp *Spec, prev *Table) (Service, error) {
 	s.m = m
 	if prev != nil {
 		if ps, ok := prev.Lookup(sp.VIP, sp.Proto, sp.Port); ok && ps.m == m && slices.Equal(ps.backends, s.backends) {
-			s.backends, s.lut8, s.lut16 = ps.backends, ps.lut8, ps.lut16
+			s.backends, s.ids, s.lut8, s.lut16 = ps.backends, ps.ids, ps.lut8, ps.lut16
 			return s, nil
 		}
 	}
+	s.ids = make([]idIndex, n)
+	for i, b := range s.backends {
+		s.ids[i] = idIndex{id: b.ID(), i: uint32(i)}
+	}
+	slices.SortStableFunc(s.ids, func(a, b idIndex) int { return cmp.Compare(a.id, b.id) })
 	switch {
 	case n == 1:
 	case n <= 0xff:

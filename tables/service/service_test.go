@@ -527,3 +527,35 @@ func BenchmarkServiceLookup(b *testing.B) {
 		b.Fatal("no backends")
 	}
 }
+
+func TestBackendByID(t *testing.T) {
+	var bs []Backend
+	for i := range 300 {
+		bs = append(bs, Backend{Addr: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Port: 80})
+	}
+	tbl, err := Build(1, []Spec{{VIP: netip.MustParseAddr("10.96.0.1"), Proto: 6, Port: 80, Backends: bs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := tbl.Lookup(netip.MustParseAddr("10.96.0.1"), 6, 80)
+	for _, b := range bs {
+		got, ok := s.BackendByID(b.ID())
+		if !ok || got != b {
+			t.Fatalf("BackendByID(%s) = %v, %v", netip.AddrPortFrom(b.Addr, b.Port), got, ok)
+		}
+	}
+	gone := Backend{Addr: netip.MustParseAddr("10.1.0.1"), Port: 80}
+	if b, ok := s.BackendByID(gone.ID()); ok {
+		t.Fatalf("BackendByID of a backend not in the service = %v", b)
+	}
+	// The ID names the backend, not its index: the same in another
+	// snapshot where the backend's index differs.
+	tbl2, _ := tbl.Next(2, []Spec{{VIP: netip.MustParseAddr("10.96.0.1"), Proto: 6, Port: 80, Backends: bs[5:]}})
+	s2, _ := tbl2.Lookup(netip.MustParseAddr("10.96.0.1"), 6, 80)
+	if got, ok := s2.BackendByID(bs[7].ID()); !ok || got != bs[7] {
+		t.Fatalf("after removing 5 backends, BackendByID = %v, %v", got, ok)
+	}
+	if _, ok := s2.BackendByID(bs[0].ID()); ok {
+		t.Fatal("a removed backend is still found by its ID")
+	}
+}
