@@ -144,6 +144,7 @@ type Dataplane struct {
 	ct        atomic.Pointer[conntrack.Table] // made once under mu by the first SetPolicy or SetServices; the table itself is concurrent
 	services  atomic.Pointer[service.Table]   // written under mu (SetServices), read by workers per step; nil: no services
 	aff       atomic.Pointer[conntrack.Table] // session affinity; made once under mu by the first SetServices
+	masq      atomic.Pointer[Masquerade]      // written under mu (SetMasquerade), read by workers per step; nil: none
 	hostPort  *HostPort                       // set under mu before Start, then fixed; nil: no slow path
 	hostGen   uint64                          // guarded by mu
 	epoch     time.Time                       // zero of the workers' clock for token buckets

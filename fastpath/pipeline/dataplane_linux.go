@@ -114,6 +114,7 @@ func (d *Dataplane) AddUplink(spec UplinkSpec) (_ *Port, err error) {
 	prog, err := xdp.NewUplinkProgram(xdp.UplinkOptions{
 		Queues: d.cfg.Workers, MAC: [6]byte(ifi.HardwareAddr), NodeIPv4: spec.Address.As4(),
 		VXLANPort: spec.VXLANPort, IPIP: true,
+		PortRanges: []xdp.PortRange{spec.NodePorts, d.cfg.NATPorts},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("uplink %s: %w", spec.Ifname, err)

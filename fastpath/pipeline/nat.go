@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"net/netip"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/ringnet/ringnet/encap"
 	"github.com/ringnet/ringnet/fastpath/packet"
 	"github.com/ringnet/ringnet/fastpath/stats"
+	"github.com/ringnet/ringnet/fastpath/xdp"
 	"github.com/ringnet/ringnet/tables/conntrack"
 	"github.com/ringnet/ringnet/tables/endpoint"
 	"github.com/ringnet/ringnet/tables/route"
@@ -56,7 +58,11 @@ import (
 var DefaultNATPorts = PortRange{First: 61000, Last: 65535}
 
 // PortRange is an inclusive range of ports.
-type PortRange struct{ First, Last uint16 }
+type PortRange = xdp.PortRange
+
+// DefaultNodePorts is Kubernetes' default NodePort range
+// (kube-apiserver --service-node-port-range): UplinkSpec.NodePorts.
+var DefaultNodePorts = PortRange{First: 30000, Last: 32767}
 
 // natTries is how many ports a masqueraded connection tries before it is
 // dropped as nat_no_port.
@@ -142,6 +148,9 @@ func (f *forwarder) translate(frame []byte, eps *endpoint.Table, outside bool) s
 		return stats.Forwarded
 	}
 	var svc *service.Service
+	if f.svc == nil {
+		return stats.Forwarded
+	}
 	svc, ok = f.svc.Lookup(p.Dst, p.IPProto, p.DstPort)
 	if !ok {
 		return stats.Forwarded
@@ -355,4 +364,74 @@ func (f *forwarder) routeTranslated(frame []byte, eps *endpoint.Table) (verdict,
 	}
 	v, _, _, r := f.exception(frame, PuntNoRoute)
 	return v, 0, r
+}
+
+// Masquerade is egress masquerade: TCP and UDP over IPv4 from local pods
+// to destinations outside the cluster leave with the node's underlay
+// address and a source port from Config.NATPorts, through the host (which
+// routes them out), and their replies, which the uplink's XDP program
+// hands to the fast path, are translated back to the pod.
+type Masquerade struct {
+	// Except are the destinations that keep the pod's address: the
+	// cluster's pod CIDRs (every node's) and whatever else must see pods
+	// as themselves. The node's own addresses and local pod prefixes are
+	// never masqueraded.
+	Except []netip.Prefix
+}
+
+// SetMasquerade turns egress masquerade on (m) or off (nil). It needs the
+// uplink for the node's address; without one nothing is masqueraded.
+func (d *Dataplane) SetMasquerade(m *Masquerade) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if m != nil {
+		for _, p := range m.Except {
+			if !p.IsValid() {
+				return errors.New("dataplane: masquerade: invalid prefix in Except")
+			}
+		}
+		if err := d.conntrackLocked(); err != nil {
+			return err
+		}
+	}
+	d.masq.Store(m)
+	return nil
+}
+
+// masquerade opens the masqueraded connection of a pod's packet to
+// outside the cluster, if it is one, and rewrites the packet by it. It
+// returns Forwarded, or the reason to drop the packet.
+func (f *forwarder) masquerade(frame []byte, eps *endpoint.Table) stats.Reason {
+	p := &f.p
+	u := f.under
+	if u == nil || p.EtherType != packet.EtherTypeIPv4 || (p.IPProto != packet.ProtoTCP && p.IPProto != packet.ProtoUDP) ||
+		p.L4Off == 0 {
+		return stats.Forwarded
+	}
+	for _, x := range f.masq.Except {
+		if x.Contains(p.Dst) {
+			return stats.Forwarded
+		}
+	}
+	var label uint32
+	if pol := f.pol; pol != nil {
+		// Egress policy applies (ipBlock rules name outside addresses);
+		// the destination is no pod, so there is no ingress side.
+		if !f.allowed(eps, p.Src, p.Dst, p.DstPort, p.IPProto) {
+			return stats.PolicyDenied
+		}
+		label = pol.Gen
+	} else if f.pending {
+		return stats.PolicyPending
+	}
+	now := conntrack.TimeOf(time.Duration(f.now))
+	k := keyOf(p)
+	c, r := f.open(&k, conntrack.NAT{Src: netip.AddrFrom4(u.local).As16()}, true, encap.FlowHash(frame), label, now)
+	if r != stats.Forwarded {
+		return r
+	}
+	f.nat.tracked, f.nat.conn = true, c
+	out := c.Out()
+	f.rewrite(frame, &out)
+	return stats.Forwarded
 }

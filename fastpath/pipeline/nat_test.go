@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringnet/ringnet/encap"
 	"github.com/ringnet/ringnet/fastpath/packet"
 	"github.com/ringnet/ringnet/fastpath/xsk"
 	"github.com/ringnet/ringnet/tables/conntrack"
@@ -391,5 +392,62 @@ func benchService(b *testing.B, dst netip.Addr) {
 	b.StopTimer()
 	if c := counts(w); c["forwarded"] < uint64(b.N) {
 		b.Fatalf("forwarded %d of %d: %v", c["forwarded"], b.N, c)
+	}
+}
+
+// TestMasquerade: pod A on node 1 reaches a server outside the cluster.
+// The packet reaches the host (which routes it out) from the node's
+// address and a NAT port; the server's reply, arriving on the uplink, is
+// translated back to the pod. Cluster destinations keep the pod's address.
+func TestMasquerade(t *testing.T) {
+	n1, _ := twoNodes(t, route.VXLAN)
+	hp, err := n1.d.EnableSlowPath(SlowPathConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := testHost
+	host.PodPrefixes = pfx1[:1]
+	if err := n1.d.SetHost(host); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.d.SetMasquerade(&Masquerade{Except: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}); err != nil {
+		t.Fatal(err)
+	}
+	server := netip.MustParseAddr("203.0.113.7")
+	n1.pod.Deliver(tcpFrame(macA, podA, server, 40000, 443, syn))
+	n1.w.step()
+	out := drain(hp)
+	if len(out) != 1 {
+		t.Fatalf("the host got %d frames, want 1; counters %v", len(out), counts(n1.w))
+	}
+	s := readSeg(t, out[0])
+	if s.src.Addr() != under1 || s.src.Port() < DefaultNATPorts.First || s.dst != netip.AddrPortFrom(server, 443) {
+		t.Fatalf("left as %v > %v, want %v:[%d-] > %v:443", s.src, s.dst, under1, DefaultNATPorts.First, server)
+	}
+	reply := tcpFrame([6]byte{0x02, 0xee, 0, 0, 0, 1}, server, under1, 443, s.src.Port(), synAck)
+	copy(reply[0:6], upMAC1[:])
+	back := readSeg(t, one(t, n1.w, n1.uplink, n1.pod, reply))
+	if back.src != netip.AddrPortFrom(server, 443) || back.dst != netip.AddrPortFrom(podA, 40000) {
+		t.Fatalf("the reply reached the pod as %v > %v, want %v:443 > %v:40000", back.src, back.dst, server, podA)
+	}
+	// Not masqueraded: another node's pod (tunnelled as it is).
+	n1.pod.Deliver(tcpFrame(macA, podA, podB, 40001, 80, syn))
+	n1.w.step()
+	if wire := sent(n1.uplink); len(wire) != 1 {
+		t.Fatalf("to pod B: %d frames on the underlay, want 1; counters %v", len(wire), counts(n1.w))
+	} else if p := decode(t, wire[0][encap.VXLANOverhead:]); p.Src != podA {
+		t.Errorf("a packet to another node's pod left with source %v, want the pod's %v", p.Src, podA)
+	}
+	// Many connections to one server get distinct ports.
+	ports := map[uint16]bool{s.src.Port(): true}
+	for sport := uint16(41000); sport < 41200; sport++ {
+		n1.pod.Deliver(tcpFrame(macA, podA, server, sport, 443, syn))
+		n1.w.step()
+		for _, f := range drain(hp) {
+			ports[readSeg(t, f).src.Port()] = true
+		}
+	}
+	if len(ports) != 201 {
+		t.Errorf("201 connections to one server got %d distinct NAT ports", len(ports))
 	}
 }

@@ -34,6 +34,11 @@ type UplinkSpec struct {
 	// unencapsulated from peers on the same subnet (direct routing) are the
 	// fast path's; the rest of the uplink's traffic stays the kernel's.
 	LocalPrefixes []netip.Prefix
+	// NodePorts is the cluster's NodePort range (default
+	// DefaultNodePorts): TCP, UDP and SCTP to the node's address on these
+	// ports are the fast path's, as are replies to the connections it
+	// masquerades (Config.NATPorts).
+	NodePorts PortRange
 }
 
 // withDefaults fills in Flannel's VXLAN port and VNI where spec has none.
@@ -43,6 +48,9 @@ func (spec UplinkSpec) withDefaults() UplinkSpec {
 	}
 	if spec.VNI == 0 {
 		spec.VNI = encap.FlannelVNI
+	}
+	if spec.NodePorts == (PortRange{}) {
+		spec.NodePorts = DefaultNodePorts
 	}
 	return spec
 }
@@ -313,7 +321,7 @@ func (f *forwarder) fromPeer(frame []byte, eps *endpoint.Table, outside bool) (v
 		return vDrop, 0, stats.Malformed(m)
 	}
 	f.nat.looked = false
-	if f.svc != nil && !p.HasVLAN && (p.EtherType == packet.EtherTypeIPv6 && !p.Dst.IsMulticast() ||
+	if f.natOn && !p.HasVLAN && (p.EtherType == packet.EtherTypeIPv6 && !p.Dst.IsMulticast() ||
 		p.EtherType == packet.EtherTypeIPv4 && !p.Dst.IsMulticast() && p.Dst.As4() != f.bcast) {
 		if r := f.translate(frame, eps, outside); r != stats.Forwarded {
 			return vDrop, 0, r

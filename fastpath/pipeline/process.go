@@ -49,7 +49,9 @@ type forwarder struct {
 	pol      *Policy          // nil: no NetworkPolicy enforcement (or, with pending, none yet)
 	pending  bool             // fail closed: no policy published yet
 	ct       *conntrack.Table // with pol or svc: the connections policy admitted, and the translated ones
-	svc      *service.Table   // nil: no services (no NAT step)
+	svc      *service.Table   // nil: no services
+	masq     *Masquerade      // nil: no egress masquerade
+	natOn    bool             // svc or masq: the NAT step runs
 	aff      *conntrack.Table // with svc: session affinity
 	natPorts PortRange        // masquerade source ports
 	now      int64            // ns, the worker's monotonic clock, for the token buckets
@@ -114,7 +116,7 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 				return f.exception(frame, PuntIPOptions)
 			}
 		}
-		if f.svc != nil {
+		if f.natOn {
 			if r := f.translate(frame, eps, false); r != stats.Forwarded {
 				return vDrop, 0, 0, r
 			}
@@ -130,7 +132,7 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 			if dst == f.gw.IPv4 {
 				return vDrop, 0, 0, stats.ToGateway
 			}
-			return f.notAPod(frame)
+			return f.notAPod(frame, eps)
 		}
 		if !f.fromHost {
 			if p.TTL <= 1 {
@@ -164,7 +166,7 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 				return f.exception(frame, PuntIPOptions)
 			}
 		}
-		if f.svc != nil {
+		if f.natOn {
 			if r := f.translate(frame, eps, false); r != stats.Forwarded {
 				return vDrop, 0, 0, r
 			}
@@ -182,7 +184,7 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 			case isND:
 				return vDrop, 0, 0, stats.ICMPv6Ignored
 			}
-			return f.notAPod(frame)
+			return f.notAPod(frame, eps)
 		}
 		if !f.fromHost {
 			if p.TTL <= 1 {
@@ -227,7 +229,7 @@ func spoofed(frame []byte, p *packet.Parsed, pp *Port) stats.Reason {
 // notAPod classifies a unicast IP packet whose destination is no local pod
 // and not the gateway: the node's own address, an unused address of a
 // local pod prefix, or somewhere the host's kernel knows about.
-func (f *forwarder) notAPod(frame []byte) (verdict, uint16, uint32, stats.Reason) {
+func (f *forwarder) notAPod(frame []byte, eps *endpoint.Table) (verdict, uint16, uint32, stats.Reason) {
 	h := f.host
 	switch {
 	case h == nil:
@@ -236,6 +238,11 @@ func (f *forwarder) notAPod(frame []byte) (verdict, uint16, uint32, stats.Reason
 		return f.exception(frame, PuntToHost)
 	case h.inPodPrefix(f.p.Dst):
 		return f.exception(frame, PuntUnreachable)
+	}
+	if f.masq != nil && f.from != nil && !f.nat.tracked {
+		if r := f.masquerade(frame, eps); r != stats.Forwarded {
+			return vDrop, 0, 0, r
+		}
 	}
 	return f.exception(frame, PuntNoRoute)
 }

@@ -116,7 +116,8 @@ func (w *Worker) step() int {
 	eps := w.dp.endpoints.Load()
 	w.fwd.under = w.dp.under.Load()
 	w.fwd.pol, w.fwd.ct, w.fwd.pending = w.dp.policy.Load(), w.dp.ct.Load(), w.dp.pending.Load()
-	w.fwd.svc, w.fwd.aff = w.dp.services.Load(), w.dp.aff.Load()
+	w.fwd.svc, w.fwd.aff, w.fwd.masq = w.dp.services.Load(), w.dp.aff.Load(), w.dp.masq.Load()
+	w.fwd.natOn = w.fwd.svc != nil || w.fwd.masq != nil
 	w.fwd.now = now
 	if w.toHost != nil {
 		w.fwd.host = w.dp.host.Load()
