@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/ringnet/ringnet/encap"
@@ -95,8 +96,65 @@ func (d *Dataplane) SetServices(t *service.Table) error {
 			d.aff.Store(aff)
 		}
 	}
-	d.services.Store(t)
+	old := d.services.Swap(t)
+	if ct := d.ct.Load(); ct != nil && old != nil {
+		d.flushRemoved(ct, old, t)
+	}
 	return nil
+}
+
+// flushRemoved deletes the tracked UDP connections translated to a
+// backend that left its service between snapshots old and t (nil: every
+// backend left), as kube-proxy does: UDP has no end, so without this a
+// client's flow would stay on the removed backend until it idles out;
+// with it, the flow's next packet picks a backend afresh. Only those
+// flows move: Maglev keeps the others' backends. TCP connections drain
+// on their backend (a terminating pod still answers them; a gone one
+// resets them).
+func (d *Dataplane) flushRemoved(ct *conntrack.Table, old, t *service.Table) {
+	type svcKey struct {
+		vip   netip.Addr
+		port  uint16
+		proto uint8
+	}
+	gone := map[svcKey]map[service.Backend]bool{}
+	for _, sp := range old.All() {
+		if sp.Proto != packet.ProtoUDP {
+			continue
+		}
+		var now []service.Backend
+		if t != nil {
+			if s, ok := t.Lookup(sp.VIP, sp.Proto, sp.Port); ok {
+				now = s.Backends()
+			}
+		}
+		for _, b := range sp.Backends {
+			if !slices.Contains(now, b) {
+				k := svcKey{sp.VIP, sp.Port, sp.Proto}
+				if gone[k] == nil {
+					gone[k] = map[service.Backend]bool{}
+				}
+				gone[k][b] = true
+			}
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	var del []conntrack.Key
+	ct.Range(d.ConntrackNow(), func(orig, reply conntrack.Key) bool {
+		if orig.Proto != packet.ProtoUDP {
+			return true
+		}
+		k := svcKey{netip.AddrFrom16(orig.Dst).Unmap(), orig.DstPort, orig.Proto}
+		if gone[k][service.Backend{Addr: netip.AddrFrom16(reply.Src).Unmap(), Port: reply.SrcPort}] {
+			del = append(del, orig)
+		}
+		return true
+	})
+	for _, k := range del {
+		ct.Delete(k)
+	}
 }
 
 // Services returns the published service table, nil if none: for the

@@ -451,3 +451,62 @@ func TestMasquerade(t *testing.T) {
 		t.Errorf("201 connections to one server got %d distinct NAT ports", len(ports))
 	}
 }
+
+// TestServiceUDPBackendRemoved: UDP flows pinned to a removed backend move
+// at their next packet; the others keep theirs.
+func TestServiceUDPBackendRemoved(t *testing.T) {
+	d, w, a, b, c := threePods(t)
+	macD := [6]byte{0x02, 0, 0, 0, 0, 0xd}
+	pd := pairPort(t, d, PortSpec{Ifname: "d", MAC: net.HardwareAddr(macD[:]), IPv4: netip.MustParseAddr("10.244.0.13")})[0]
+	client := netip.MustParseAddr("10.244.0.10")
+	spec := service.Spec{VIP: vip, Proto: packet.ProtoUDP, Port: 53, Backends: backends(5353, "10.244.0.11", "10.244.0.12", "10.244.0.13")}
+	setServices(t, d, spec)
+	peers := map[string]*xsk.Peer{"b": b, "c": c, "d": pd}
+	send := func(sport uint16) string {
+		f := udp4Frame(macA, client.String(), vip.String(), 64)
+		binary.BigEndian.PutUint16(f[34:], sport)
+		binary.BigEndian.PutUint16(f[36:], 53)
+		binary.BigEndian.PutUint16(f[40:], 0)
+		a.Deliver(f)
+		w.step()
+		got := ""
+		for name, p := range peers {
+			if n := len(sent(p)); n == 1 && got == "" {
+				got = name
+			} else if n != 0 {
+				t.Fatalf("a UDP packet reached more than one backend; counters %v", counts(w))
+			}
+		}
+		if got == "" {
+			t.Fatalf("a UDP packet reached no backend; counters %v", counts(w))
+		}
+		return got
+	}
+	before := map[uint16]string{}
+	for sport := uint16(45000); sport < 45060; sport++ {
+		before[sport] = send(sport)
+	}
+	spec.Backends = backends(5353, "10.244.0.11", "10.244.0.13")
+	tbl, err := d.Services().Next(2, []service.Spec{spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetServices(tbl); err != nil {
+		t.Fatal(err)
+	}
+	moved := 0
+	for sport, was := range before {
+		now := send(sport)
+		switch {
+		case now == "c":
+			t.Fatalf("flow %d still reaches C after its removal", sport)
+		case was != "c" && now != was:
+			t.Fatalf("flow %d moved from %s to %s, though its backend stayed", sport, was, now)
+		case was == "c":
+			moved++
+		}
+	}
+	if moved == 0 {
+		t.Error("no flow was on C: the test needs some")
+	}
+}

@@ -1275,6 +1275,31 @@ func (t *Table) Delete(k Key) bool {
 	}
 }
 
+// Range calls fn with the tuples of every connection live at now (as
+// packets of each direction arrive), until fn returns false: for the
+// control plane, for example to find the connections translated to a
+// backend that is gone. It takes no lock and does not stop writers; a
+// connection inserted or removed during the walk may or may not be seen,
+// any other is seen once.
+func (t *Table) Range(now Time, fn func(orig, reply Key) bool) {
+	var po, pr packed
+	for i := range t.recs {
+		r := &t.recs[i]
+		live := r.live.Load()
+		if live&usedBit == 0 || t.expired(live, now) {
+			continue
+		}
+		readKey(r, Original, &po)
+		readKey(r, Reply, &pr)
+		if !sameConn(r.live.Load(), live) {
+			continue
+		}
+		if !fn(po.unpack(), pr.unpack()) {
+			return
+		}
+	}
+}
+
 // Sweep examines the next budget records (at most Capacity) in a circular
 // scan and removes the connections expired at now, returning how many. A
 // full pass costs Capacity record reads; call it from a background

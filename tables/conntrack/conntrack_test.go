@@ -393,3 +393,46 @@ func TestAllocs(t *testing.T) {
 		}
 	}
 }
+
+func TestRange(t *testing.T) {
+	tbl, err := New(Config{Capacity: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Key]Key{}
+	for i := range 100 {
+		k := KeyFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), netip.MustParseAddr("10.96.0.1"), uint16(1000+i), 53, ProtoUDP)
+		nat := NAT{Dst: netip.MustParseAddr("10.244.0.5").As16(), DstPort: 5353}
+		if _, r := tbl.Insert(k, nat, 0, 1); r != Inserted {
+			t.Fatal(r)
+		}
+		want[k] = nat.Apply(k).Reverse()
+	}
+	gone := KeyFrom(netip.MustParseAddr("10.0.0.7"), netip.MustParseAddr("10.96.0.1"), 1007, 53, ProtoUDP)
+	tbl.Delete(gone)
+	delete(want, gone)
+	got := map[Key]Key{}
+	tbl.Range(1, func(orig, reply Key) bool {
+		got[orig] = reply
+		return true
+	})
+	if len(got) != len(want) {
+		t.Fatalf("Range saw %d connections, want %d", len(got), len(want))
+	}
+	for k, r := range want {
+		if got[k] != r {
+			t.Fatalf("Range: %v has reply %v, want %v", k, got[k], r)
+		}
+	}
+	n := 0
+	tbl.Range(1, func(Key, Key) bool { n++; return n < 10 })
+	if n != 10 {
+		t.Errorf("Range went on after fn returned false: %d calls", n)
+	}
+	// Expired connections are not seen.
+	n = 0
+	tbl.Range(1+TimeOf(time.Hour), func(Key, Key) bool { n++; return true })
+	if n != 0 {
+		t.Errorf("Range saw %d connections an hour later (UDP timeout 30 s)", n)
+	}
+}
