@@ -65,6 +65,13 @@
 // 169.254.1.1 on it, so that ICMP errors the fast path sends the host from
 // the gateway's address pass the host's reverse-path filter.
 //
+// It also sets accept_local=1 and rp_filter=0 on the TAP, so that the host
+// forwards the replies the fast path reverse-NATs to one of the node's own
+// addresses (a NodePort reply from a local pod to a client off the node)
+// instead of dropping them as martians. The kernel applies the larger of
+// net.ipv4.conf.all.rp_filter and the TAP's; when conf.all's is on, Start
+// logs a warning and changes nothing global (docs/slowpath.md).
+//
 // It publishes a pipeline.Host to the fast path: the TAP's MAC, the node's
 // addresses (every address in the namespace but loopback and link-local
 // ones, followed through a netlink subscription), the pod prefixes, and the

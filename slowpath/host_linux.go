@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/ringnet/ringnet/fastpath/pipeline"
@@ -229,10 +230,23 @@ func (s *SlowPath) setupLink() error {
 		{"ipv4/conf/" + name + "/send_redirects", "0"},
 		{"ipv4/conf/" + name + "/accept_redirects", "0"},
 		{"ipv6/conf/" + name + "/accept_redirects", "0"},
+		// The fast path hands the node replies it has reverse-NATed
+		// whose source is one of the node's own addresses (a NodePort
+		// reply from a local pod to a client off the node), for the node
+		// to route out of the uplink. Accept a local source, which is
+		// otherwise a martian, and filter nothing by reverse path: the
+		// route back to a node address never goes through the TAP. The
+		// kernel applies the larger of conf.all's rp_filter and this one
+		// (see warnRPFilter).
+		{"ipv4/conf/" + name + "/accept_local", "1"},
+		{"ipv4/conf/" + name + "/rp_filter", "0"},
 	} {
 		if err := os.WriteFile("/proc/sys/net/"+c.path, []byte(c.value), 0o644); err != nil {
 			return fmt.Errorf("sysctl %s: %w", c.path, err)
 		}
+	}
+	if err := s.warnRPFilter(); err != nil {
+		return err
 	}
 	if err := s.nl.LinkSetUp(link); err != nil {
 		return fmt.Errorf("set up: %w", err)
@@ -266,6 +280,28 @@ func (s *SlowPath) setupLink() error {
 		if err := s.route(p, true); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// warnRPFilter logs a warning if net.ipv4.conf.all.rp_filter is on. The
+// kernel filters a packet by reverse path with the larger of conf.all's
+// and the device's setting, so conf.all at 1 (strict) or 2 (loose) makes
+// the node drop every packet from the TAP with one of its own addresses as
+// source (loose mode too, as the TAP has no IPv4 address of its own): the
+// replies the fast path reverse-NATs to the node's address never leave.
+// The slow path does not change conf.all, which holds for every interface
+// of the node: that is the operator's call (docs/slowpath.md).
+func (s *SlowPath) warnRPFilter() error {
+	const path = "/proc/sys/net/ipv4/conf/all/rp_filter"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("sysctl %s: %w", path, err)
+	}
+	if v := strings.TrimSpace(string(b)); v != "0" {
+		s.log.Warn("slow path: net.ipv4.conf.all.rp_filter is on, so the node drops the replies the fast path "+
+			"hands it from the node's own address (NodePort replies from local pods to clients off the node); "+
+			"set net.ipv4.conf.all.rp_filter=0 to let them out", "rp_filter", v)
 	}
 	return nil
 }
