@@ -31,6 +31,12 @@ func Client(kubeconfig string) (kubernetes.Interface, error) {
 	} else if cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}
+	return clientFor(cfg)
+}
+
+// clientFor returns a clientset for cfg, which it makes ringnetd's: its
+// user agent, and protobuf.
+func clientFor(cfg *rest.Config) (kubernetes.Interface, error) {
 	cfg.UserAgent = "ringnetd"
 	cfg.ContentType = "application/vnd.kubernetes.protobuf"
 	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"

@@ -2,16 +2,19 @@
 // of its NetworkPolicy compiler's input: it watches the API through
 // client-go informers and hands the agent a complete, validated
 // [cluster.Cluster] each time what the model is made of changes
-// ([Source.Run]), and a complete [PolicyInput] each time what NetworkPolicy
-// is compiled from changes ([Source.RunPolicy]). Kubernetes types stop
+// ([Source.Run]), a complete [PolicyInput] each time what NetworkPolicy
+// is compiled from changes ([Source.RunPolicy]), and every
+// [cluster.Service] with its endpoints each time a Service or an
+// EndpointSlice changes them ([Source.RunServices]). Kubernetes types stop
 // here: what leaves the package is agent/cluster's model and agent/netpol's
 // input (only the clientset, from [Client], passes through ringnetd's
 // wiring), and nothing here touches a table.
 //
 // # Data flow and goroutines
 //
-// Run and RunPolicy each start their own shared informer factory (Run the
-// node informer; RunPolicy the namespace, pod and NetworkPolicy ones) and
+// Run, RunPolicy and RunServices each start their own shared informer
+// factory (Run the node informer; RunPolicy the namespace, pod and
+// NetworkPolicy ones; RunServices the Service and EndpointSlice ones) and
 // their own batching of its events (the events type), and may run at the
 // same time. Each goes the same way:
 //
@@ -26,13 +29,16 @@
 //	                    SetDefaults + Validate, publish(c, first, last)
 //	   RunPolicy's:     the same wait, then convert and sort the listers'
 //	                    objects, publish(in, first, last)
+//	   RunServices's:   the same wait, then join, convert and sort, and
+//	                    publish(svcs, first, last) unless unchanged
 //
 // The informers' goroutines only record that something changed and when
 // (events.pending, under events.mu). Everything else, the listers' reads,
 // the model, what has been logged about each node and the last model
 // published, belongs to the goroutine that calls [Source.Run] (the
-// policy listers to the one that calls [Source.RunPolicy]); publish is
-// called on it too. A burst of events gives one build and at most one
+// policy listers to the one that calls [Source.RunPolicy], the service
+// listers and the last list published to the one that calls
+// [Source.RunServices]); publish is called on it too. A burst of events gives one build and at most one
 // call; a change that leaves the model as it was (a label, a status
 // heartbeat, a change undone within the batch) gives none: updates that
 // touch no field read below are dropped in the handler, and a model equal
@@ -151,9 +157,27 @@
 // CIDRs (--allocate-node-cidrs), which ringnetd's IPAM takes; [Client]
 // makes the clientset from a kubeconfig or the pod's service account.
 //
+// # Services
+//
+// RunServices converts every Service but those of type ExternalName, each
+// with the endpoints of the EndpointSlices labelled
+// kubernetes.io/service-name with its name in its namespace (service.go
+// says how, field by field, after the API's documentation and, where that
+// leaves a choice, kube-proxy), and publishes them sorted by namespace and
+// name, each service's endpoints by address. Updates that leave a
+// conversion as it was (a label, an annotation, a slice's zones, hints or
+// target references, the order of its endpoints) are dropped in the
+// handler, and a list equal to the last one published is not published
+// again. The informers keep of a Service its spec's type, addresses,
+// ports, affinity and traffic policy and its LoadBalancer status, and of
+// an EndpointSlice its service-name label, address type, ports, and each
+// endpoint's first address, conditions and node (slimService,
+// slimEndpointSlice). Each list is new; the source keeps it to compare
+// the next with, so it is read-only.
+//
 // # Adding a kind
 //
-// A new kind (Services, say) is a file beside node.go and policy.go: a
+// A new kind (Ingresses, say) is a file beside node.go and policy.go: a
 // watch function that registers the kind's informer on the factory with a
 // handler noting its events (handle, filtering updates that change
 // nothing that is built from it), keeps its lister, and its part of the

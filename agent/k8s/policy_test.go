@@ -19,35 +19,56 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 )
 
-// policyCall is one call of RunPolicy's publish.
-type policyCall struct {
-	in PolicyInput
+// publishCall is one call of a publish function: what it was given, and
+// when.
+type publishCall[T any] struct {
+	got T
 	times
 }
 
-// policyRunning is a Source's RunPolicy on a fake clientset.
-type policyRunning struct {
+// fakeRun is a Source's RunPolicy or RunServices on a fake clientset.
+type fakeRun[T any] struct {
 	client *fake.Clientset
-	calls  chan policyCall
+	calls  chan publishCall[T]
 }
 
-// runPolicy starts RunPolicy on a fake clientset holding objs, waits for
-// its three watches, and stops it in cleanup (checking its result).
-func runPolicy(t *testing.T, debounce time.Duration, objs ...runtime.Object) *policyRunning {
+// runFake starts run (a Source's RunPolicy or RunServices, with the
+// publish function given) on a fake clientset holding objs, waits for the
+// first watch of each of resources, and stops it in cleanup (checking its
+// result).
+func runFake[T any](t *testing.T, debounce time.Duration, resources []string, objs []runtime.Object,
+	run func(ctx context.Context, s *Source, publish func(T, time.Time, time.Time)) error) *fakeRun[T] {
 	t.Helper()
-	client := fake.NewClientset(objs...)
-	var watched []<-chan struct{}
-	for _, res := range []string{"namespaces", "pods", "networkpolicies"} {
-		watched = append(watched, watching(client, res))
-	}
-	r := &policyRunning{client: client, calls: make(chan policyCall, 1000)}
-	logs := &syncBuffer{}
-	s := New(client, Options{Debounce: debounce, Log: debugLog(logs)})
-	start(t, logs, func(ctx context.Context) error {
-		return s.RunPolicy(ctx, func(in PolicyInput, first, last time.Time) {
-			r.calls <- policyCall{in, times{first, last, time.Now()}}
+	r := &fakeRun[T]{client: fake.NewClientset(objs...), calls: make(chan publishCall[T], 1000)}
+	startWatching(t, r.client, debounce, resources, func(ctx context.Context, s *Source) error {
+		return run(ctx, s, func(got T, first, last time.Time) {
+			r.calls <- publishCall[T]{got, times{first, last, time.Now()}}
 		})
 	})
+	return r
+}
+
+// runPolicy is runFake of RunPolicy.
+func runPolicy(t *testing.T, debounce time.Duration, objs ...runtime.Object) *fakeRun[PolicyInput] {
+	t.Helper()
+	return runFake(t, debounce, []string{"namespaces", "pods", "networkpolicies"}, objs,
+		func(ctx context.Context, s *Source, publish func(PolicyInput, time.Time, time.Time)) error {
+			return s.RunPolicy(ctx, publish)
+		})
+}
+
+// startWatching starts run (RunPolicy or RunServices) with a Source on
+// client, as start does, and waits for the first watch of each of
+// resources.
+func startWatching(t *testing.T, client *fake.Clientset, debounce time.Duration, resources []string, run func(context.Context, *Source) error) {
+	t.Helper()
+	var watched []<-chan struct{}
+	for _, res := range resources {
+		watched = append(watched, watching(client, res))
+	}
+	logs := &syncBuffer{}
+	s := New(client, Options{Debounce: debounce, Log: debugLog(logs)})
+	start(t, logs, func(ctx context.Context) error { return run(ctx, s) })
 	for _, w := range watched {
 		select {
 		case <-w:
@@ -55,7 +76,6 @@ func runPolicy(t *testing.T, debounce time.Duration, objs ...runtime.Object) *po
 			t.Fatal("an informer never watched")
 		}
 	}
-	return r
 }
 
 // getUpdater is a typed client of one kind, such as a PodInterface.
@@ -137,7 +157,7 @@ func TestRunPolicyInput(t *testing.T) {
 			{Namespace: "shop", Name: "deny-all"},
 		},
 	}
-	if diff := cmp.Diff(want, p.in, cmpAddr); diff != "" {
+	if diff := cmp.Diff(want, p.got, cmpAddr); diff != "" {
 		t.Errorf("first input (-want +got):\n%s", diff)
 	}
 	none(t, r.calls, 50*time.Millisecond)
@@ -147,8 +167,8 @@ func TestRunPolicyInput(t *testing.T) {
 func TestRunPolicyEmpty(t *testing.T) {
 	r := runPolicy(t, 10*time.Millisecond)
 	p := next(t, r.calls)
-	if len(p.in.Namespaces)+len(p.in.Pods)+len(p.in.Policies) != 0 {
-		t.Errorf("input %+v, want empty", p.in)
+	if len(p.got.Namespaces)+len(p.got.Pods)+len(p.got.Policies) != 0 {
+		t.Errorf("input %+v, want empty", p.got)
 	}
 	none(t, r.calls, 50*time.Millisecond)
 }
@@ -180,7 +200,7 @@ func TestRunPolicyBurst(t *testing.T) {
 		c := next(t, r.calls)
 		calls++
 		checkTimes(t, c.times, burst)
-		if len(c.in.Pods) == 1 && c.in.Pods[0].Labels["rev"] == want {
+		if len(c.got.Pods) == 1 && c.got.Pods[0].Labels["rev"] == want {
 			break
 		}
 	}
@@ -260,8 +280,8 @@ func TestRunPolicyChanges(t *testing.T) {
 		s.change()
 		p := next(t, r.calls)
 		checkTimes(t, p.times, before)
-		if !s.check(p.in) {
-			t.Errorf("after %s: input %+v", s.what, p.in)
+		if !s.check(p.got) {
+			t.Errorf("after %s: input %+v", s.what, p.got)
 		}
 		none(t, r.calls, 3*debounce)
 	}
@@ -297,6 +317,24 @@ func TestRunPolicyBesideRun(t *testing.T) {
 	}
 }
 
+// deepCopier is a Kubernetes object's pointer, such as a *corev1.Pod.
+type deepCopier[T any] interface{ DeepCopy() T }
+
+// checkFilter checks that the update filter same sees each edit of seen
+// made to a copy of obj as a change, and none of unseen.
+func checkFilter[T deepCopier[T]](t *testing.T, kind string, obj T, same func(old, new T) bool, seen, unseen map[string]func(T)) {
+	t.Helper()
+	for want, edits := range map[bool]map[string]func(T){true: seen, false: unseen} {
+		for what, edit := range edits {
+			o := obj.DeepCopy()
+			edit(o)
+			if same(obj, o) == want {
+				t.Errorf("%s: changing %s: seen %v, want %v", kind, what, !want, want)
+			}
+		}
+	}
+}
+
 // TestPolicyUpdateFilters: the update filters see every field the
 // conversions read, and nothing else.
 func TestPolicyUpdateFilters(t *testing.T) {
@@ -323,15 +361,7 @@ func TestPolicyUpdateFilters(t *testing.T) {
 			p.Spec.Containers[0].Ports = append(p.Spec.Containers[0].Ports, corev1.ContainerPort{ContainerPort: 9})
 		},
 	}
-	for seen, edits := range map[bool]map[string]func(*corev1.Pod){true: podSeen, false: podUnseen} {
-		for what, edit := range edits {
-			p := pod.DeepCopy()
-			edit(p)
-			if samePod(pod, p) == seen {
-				t.Errorf("pod: changing %s: seen %v, want %v", what, !seen, seen)
-			}
-		}
-	}
+	checkFilter(t, "pod", pod, samePod, podSeen, podUnseen)
 
 	ns := kns("shop", map[string]string{"team": "red"})
 	ns2 := ns.DeepCopy()
@@ -357,6 +387,41 @@ func TestPolicyUpdateFilters(t *testing.T) {
 	}
 }
 
+// fatten gives objs the metadata informers drop (annotations, managed
+// fields, owner references) and what they keep (resource version 7, UID
+// "uid").
+func fatten(objs ...metav1.Object) {
+	for _, o := range objs {
+		o.SetAnnotations(map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{...}"})
+		o.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "kubectl"}})
+		o.SetOwnerReferences([]metav1.OwnerReference{{Name: "rs"}})
+		o.SetResourceVersion("7")
+		o.SetUID("uid")
+	}
+}
+
+// slimmed is slim(o), of an object fatten made, checked: slim is
+// idempotent and keeps of the metadata what it must.
+func slimmed(t *testing.T, o runtime.Object) runtime.Object {
+	t.Helper()
+	s, err := slim(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := slim(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(s, again); diff != "" {
+		t.Errorf("slim is not idempotent (-once +twice):\n%s", diff)
+	}
+	m := s.(metav1.Object)
+	if m.GetAnnotations() != nil || m.GetManagedFields() != nil || m.GetOwnerReferences() != nil || m.GetResourceVersion() != "7" || m.GetUID() != "uid" {
+		t.Errorf("slim %T metadata: %+v", s, m)
+	}
+	return s.(runtime.Object)
+}
+
 // TestSlimPolicyObjects: the informers keep what the conversions read,
 // drop the bulk, and leave the objects given them alone.
 func TestSlimPolicyObjects(t *testing.T) {
@@ -374,46 +439,21 @@ func TestSlimPolicyObjects(t *testing.T) {
 	ns := kns("shop", map[string]string{"team": "red"})
 	ns.Spec.Finalizers = []corev1.FinalizerName{corev1.FinalizerKubernetes}
 	np := knp("shop", "p", networkingv1.NetworkPolicySpec{PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}})
-	for _, o := range []metav1.Object{p, ns, np} {
-		o.SetAnnotations(map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{...}"})
-		o.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "kubectl"}})
-		o.SetOwnerReferences([]metav1.OwnerReference{{Name: "rs"}})
-		o.SetResourceVersion("7")
-		o.SetUID("uid")
-	}
+	fatten(p, ns, np)
 	origP, origNS, origNP := p.DeepCopy(), ns.DeepCopy(), np.DeepCopy()
 
-	slimmed := func(o runtime.Object) runtime.Object {
-		t.Helper()
-		s, err := slim(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		again, err := slim(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(s, again); diff != "" {
-			t.Errorf("slim is not idempotent (-once +twice):\n%s", diff)
-		}
-		m := s.(metav1.Object)
-		if m.GetAnnotations() != nil || m.GetManagedFields() != nil || m.GetOwnerReferences() != nil || m.GetResourceVersion() != "7" || m.GetUID() != "uid" {
-			t.Errorf("slim %T metadata: %+v", s, m)
-		}
-		return s.(runtime.Object)
-	}
-	sp := slimmed(p).(*corev1.Pod)
+	sp := slimmed(t, p).(*corev1.Pod)
 	if diff := cmp.Diff(convertPod(origP), convertPod(sp), cmpAddr); diff != "" {
 		t.Errorf("pod converts otherwise once slim (-before +after):\n%s", diff)
 	}
 	if len(sp.Spec.Containers) != 1 || len(sp.Spec.InitContainers) != 2 || sp.Spec.Volumes != nil || sp.Status.Conditions != nil || sp.Status.ContainerStatuses != nil {
 		t.Errorf("slim pod kept too much: %+v", sp)
 	}
-	sns := slimmed(ns).(*corev1.Namespace)
+	sns := slimmed(t, ns).(*corev1.Namespace)
 	if diff := cmp.Diff(convertNamespace(origNS), convertNamespace(sns)); diff != "" || sns.Spec.Finalizers != nil {
 		t.Errorf("slim namespace %+v (-before +after):\n%s", sns, diff)
 	}
-	snp := slimmed(np).(*networkingv1.NetworkPolicy)
+	snp := slimmed(t, np).(*networkingv1.NetworkPolicy)
 	if diff := cmp.Diff(convertNetworkPolicy(origNP), convertNetworkPolicy(snp)); diff != "" {
 		t.Errorf("networkpolicy converts otherwise once slim (-before +after):\n%s", diff)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ringnet/ringnet/agent/cluster"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
@@ -27,8 +28,8 @@ type Options struct {
 	// defaults (cluster.Cluster.SetDefaults).
 	Tunnel cluster.Tunnel
 	// Debounce is how long changes are batched, from the first change of
-	// a batch, before the model (or the policy input) is built. Zero
-	// means DefaultDebounce.
+	// a batch, before the model (or the policy input, or the services) is
+	// built. Zero means DefaultDebounce.
 	Debounce time.Duration
 	// Resync is the informers' resync period; zero, the default, means
 	// none. Resyncs change nothing and publish nothing.
@@ -39,17 +40,18 @@ type Options struct {
 }
 
 // Source follows the cluster through the Kubernetes API and publishes
-// the model (Run) and the NetworkPolicy compiler's input (RunPolicy).
-// Make one with New; call each of Run and RunPolicy at most once. They
-// may run at the same time: each has its own informers, events and
-// state.
+// the model (Run), the NetworkPolicy compiler's input (RunPolicy) and the
+// services (RunServices). Make one with New; call each of Run, RunPolicy
+// and RunServices at most once. They may run at the same time: each has
+// its own informers, events and state.
 type Source struct {
 	client kubernetes.Interface // shared, read-only
 	o      Options              // defaults applied, tunnel included; read-only
 	log    *slog.Logger
 
-	nodeEvents   *events // the node informer's, for Run
-	policyEvents *events // the policy informers', for RunPolicy
+	nodeEvents    *events // the node informer's, for Run
+	policyEvents  *events // the policy informers', for RunPolicy
+	serviceEvents *events // the Service and EndpointSlice informers', for RunServices
 
 	// Owned by Run's goroutine.
 	nodes   listerscorev1.NodeLister // set by watchNodes before the informers start
@@ -59,10 +61,15 @@ type Source struct {
 
 	// Owned by RunPolicy's goroutine.
 	policy policyListers // set by watchPolicy before the informers start
+
+	// Owned by RunServices's goroutine.
+	services          serviceListers    // set by watchServices before the informers start
+	lastServices      []cluster.Service // the last list published
+	servicesPublished bool              // whether one has been (lastServices may be empty)
 }
 
 // New returns a source that reads the cluster through client. Nothing
-// happens until Run or RunPolicy.
+// happens until Run, RunPolicy or RunServices.
 func New(client kubernetes.Interface, o Options) *Source {
 	if o.Debounce <= 0 {
 		o.Debounce = DefaultDebounce
@@ -73,7 +80,7 @@ func New(client kubernetes.Interface, o Options) *Source {
 	c := cluster.Cluster{Tunnel: o.Tunnel}
 	c.SetDefaults()
 	o.Tunnel = c.Tunnel
-	return &Source{client: client, o: o, log: o.Log, nodeEvents: newEvents(), policyEvents: newEvents(), said: map[string]notice{}}
+	return &Source{client: client, o: o, log: o.Log, nodeEvents: newEvents(), policyEvents: newEvents(), serviceEvents: newEvents(), said: map[string]notice{}}
 }
 
 // Run starts a shared informer factory (Nodes), waits for its caches to
@@ -147,8 +154,8 @@ func (s *Source) tell(notes map[string]notice, c *cluster.Cluster) {
 	s.said = notes
 }
 
-// slim is the informers' transform: what the model and the policy input
-// need of each object, the rest dropped before it is stored.
+// slim is the informers' transform: what the model, the policy input and
+// the services need of each object, the rest dropped before it is stored.
 func slim(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *corev1.Node:
@@ -159,6 +166,10 @@ func slim(obj any) (any, error) {
 		return slimNamespace(o), nil
 	case *networkingv1.NetworkPolicy:
 		return slimNetworkPolicy(o), nil
+	case *corev1.Service:
+		return slimService(o), nil
+	case *discoveryv1.EndpointSlice:
+		return slimEndpointSlice(o), nil
 	}
 	return obj, nil
 }

@@ -8,7 +8,9 @@
 //	        TLS:   a CA and serving certificate made here (Cluster.CAData)
 //	        authn: static tokens: admin (system:masters) and ringnetd (no
 //	               group, no bindings: RBAC starts it with nothing but
-//	               the discovery and self-review rights of every user)
+//	               the discovery and self-review rights of every user,
+//	               until GrantRingnetd gives it deploy/ringnet.yaml's
+//	               ClusterRole, read from the tree)
 //	        authz: RBAC
 //
 // There is no controller manager, scheduler or kubelet: objects are only

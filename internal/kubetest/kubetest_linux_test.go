@@ -24,7 +24,8 @@ import (
 
 // TestCluster stores and reads back what the agent will watch (a Node
 // with its pod CIDRs, a Pod with its IPs), checks that the ringnetd token
-// is a user without rights, and that Stop leaves nothing behind.
+// is a user without rights until GrantRingnetd, and that Stop leaves
+// nothing behind.
 func TestCluster(t *testing.T) {
 	c := StartT(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -139,6 +140,25 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkRingnetd(ctx, t, "kubeconfig", kcs)
+
+	// Granted deploy/ringnet.yaml's ClusterRole, ringnetd may do what it
+	// says (it lists and watches nodes), and no more.
+	role, err := RingnetdRole()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if role.Name != "ringnet" || len(role.Rules) == 0 {
+		t.Errorf("RingnetdRole: %+v, want deploy's ClusterRole ringnet", role)
+	}
+	if err := c.GrantRingnetd(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rcs.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("granted, ringnetd lists nodes: %v", err)
+	}
+	if _, err := rcs.CoreV1().Secrets("").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("granted, ringnetd lists secrets: %v, want 403 Forbidden", err)
+	}
 
 	// A token the apiserver does not know is not let in.
 	bad, err := kubernetes.NewForConfig(c.RESTConfig("not-a-token"))

@@ -77,7 +77,7 @@ var (
 // directory (go test runs in the package's) or above this source file.
 func install() error {
 	installOnce.Do(func() {
-		script, err := findScript()
+		script, err := findUp("scripts/kube-apiserver.sh")
 		if err != nil {
 			installErr = err
 			return
@@ -91,7 +91,10 @@ func install() error {
 	return installErr
 }
 
-func findScript() (string, error) {
+// findUp returns the path of rel (slash-separated, relative to the
+// repository's root) found in the working directory (go test runs in the
+// package's), this source file's directory, or one above either.
+func findUp(rel string) (string, error) {
 	var starts []string
 	if wd, err := os.Getwd(); err == nil {
 		starts = append(starts, wd)
@@ -101,7 +104,7 @@ func findScript() (string, error) {
 	}
 	for _, dir := range starts {
 		for {
-			p := filepath.Join(dir, "scripts", "kube-apiserver.sh")
+			p := filepath.Join(dir, filepath.FromSlash(rel))
 			if _, err := os.Stat(p); err == nil {
 				return p, nil
 			}
@@ -112,5 +115,5 @@ func findScript() (string, error) {
 			dir = parent
 		}
 	}
-	return "", errors.New("scripts/kube-apiserver.sh not found above the working directory")
+	return "", errors.New(rel + " not found above the working directory")
 }

@@ -37,6 +37,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -192,6 +193,13 @@ func TestDeployConsistent(t *testing.T) {
 	}
 	if want := (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: m.role.Name}); m.binding.RoleRef != want {
 		t.Errorf("ClusterRoleBinding refers to %+v, want %+v", m.binding.RoleRef, want)
+	}
+	// The tests that run as ringnetd (kubetest.GrantRingnetd) have the
+	// manifest's rights, read by kubetest.
+	if role, err := kubetest.RingnetdRole(); err != nil {
+		t.Error(err)
+	} else if diff := cmp.Diff(m.role.Rules, role.Rules); diff != "" || role.Name != m.role.Name {
+		t.Errorf("kubetest.RingnetdRole is %s, not the manifest's %s (-manifest +kubetest):\n%s", role.Name, m.role.Name, diff)
 	}
 	saSubject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: m.sa.Name, Namespace: m.sa.Namespace}
 	if !slices.Contains(m.binding.Subjects, saSubject) || len(m.binding.Subjects) != 1 {
@@ -603,8 +611,10 @@ func (o outcome) String() string {
 // watch), k8s.Register, a k8s.Source's Run that must publish a model, then
 // publish again when a node is added, and its RunPolicy that must publish
 // a namespace, a pod and a NetworkPolicy made before it started, then each
-// kind again made after (through the watches). A call that meets a refusal
-// (403) is stopped there. The objects go in t's cleanup.
+// kind again made after (through the watches), and its RunServices that
+// must publish a Service with the endpoint of its EndpointSlice made before
+// it started, then another made after. A call that meets a refusal (403)
+// is stopped there. The objects go in t's cleanup.
 func probe(t *testing.T, api *kubetest.Cluster, n int) (self string, _ []outcome) {
 	t.Helper()
 	admin := api.Client()
@@ -709,7 +719,72 @@ func probe(t *testing.T, api *kubetest.Cluster, n int) (self string, _ []outcome
 		}
 		out = append(out, outcome{"k8s.Source.RunPolicy", errors.Join(err, stop()), rec.refusals()})
 	}
+	{
+		endpoint := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(100 + n), 8, byte(i)}) }
+		early := serviceObjects(t, admin, fmt.Sprintf("web-%d-early", n), endpoint(1))
+		rec := &recorder{}
+		src := k8s.New(ringnetdClient(t, api, rec), k8s.Options{NodeName: self, Debounce: 10 * time.Millisecond})
+		lists := make(chan []cluster.Service, 64)
+		stop := background(func(ctx context.Context) error {
+			return src.RunServices(ctx, func(svcs []cluster.Service, _, _ time.Time) { offer(lists, svcs) })
+		})
+		err := await(rec, lists, "services with "+early.String(), early.in)
+		if err == nil {
+			late := serviceObjects(t, admin, fmt.Sprintf("web-%d-late", n), endpoint(2))
+			err = await(rec, lists, "services with "+late.String(), late.in)
+		}
+		out = append(out, outcome{"k8s.Source.RunServices", errors.Join(err, stop()), rec.refusals()})
+	}
 	return self, out
+}
+
+// probedService is a Service and its EndpointSlice that serviceObjects
+// made, in namespace default.
+type probedService struct {
+	name string
+	ip   netip.Addr // the slice's one endpoint
+}
+
+func (p probedService) String() string {
+	return fmt.Sprintf("service default/%s and its endpoint %v", p.name, p.ip)
+}
+
+// in reports whether svcs hold the service with its endpoint, ready.
+func (p probedService) in(svcs []cluster.Service) bool {
+	return slices.ContainsFunc(svcs, func(s cluster.Service) bool {
+		return s.Namespace == metav1.NamespaceDefault && s.Name == p.name && len(s.ClusterIPs) == 1 &&
+			slices.ContainsFunc(s.Endpoints, func(e cluster.ServiceEndpoint) bool { return e.Addr == p.ip && e.Ready })
+	})
+}
+
+// serviceObjects makes, as the admin, Service default/name (its cluster
+// IP allocated) and an EndpointSlice of it with one endpoint at ip. They
+// go in t's cleanup.
+func serviceObjects(t *testing.T, admin kubernetes.Interface, name string, ip netip.Addr) probedService {
+	t.Helper()
+	ctx := context.Background()
+	svcs := admin.CoreV1().Services(metav1.NamespaceDefault)
+	if _, err := svcs.Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eps := admin.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault)
+	if _, err := eps.Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: name + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Port: ptr[int32](8080)}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip.String()}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		eps.Delete(ctx, name+"-1", metav1.DeleteOptions{})
+		svcs.Delete(ctx, name, metav1.DeleteOptions{})
+	})
+	return probedService{name, ip}
 }
 
 // background runs f on its own goroutine until stop, which cancels f's
@@ -905,7 +980,8 @@ func TestDeployRBAC(t *testing.T) {
 		}
 		for _, p := range []perm{
 			{"", "secrets", "", "list"}, {"", "nodes", "", "delete"}, {"", "pods", "", "get"}, {"", "pods", "", "create"},
-			{"", "services", "", "list"}, {"networking.k8s.io", "networkpolicies", "", "create"},
+			{"", "services", "", "get"}, {"", "endpoints", "", "list"}, {"discovery.k8s.io", "endpointslices", "", "create"},
+			{"networking.k8s.io", "networkpolicies", "", "create"},
 		} {
 			if allowed(p) {
 				t.Errorf("%s may %s", user, p)
@@ -959,6 +1035,14 @@ func TestDeployRBAC(t *testing.T) {
 			}},
 			{"delete a pod", func() error {
 				return c.CoreV1().Pods(metav1.NamespaceSystem).Delete(ctx, "any", metav1.DeleteOptions{})
+			}},
+			{"get a service (informers list and watch)", func() error {
+				_, err := c.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
+				return err
+			}},
+			{"list Endpoints (the API before EndpointSlices)", func() error {
+				_, err := c.CoreV1().Endpoints("").List(ctx, metav1.ListOptions{})
+				return err
 			}},
 			{"create a NetworkPolicy", func() error {
 				_, err := c.NetworkingV1().NetworkPolicies(metav1.NamespaceDefault).Create(ctx, &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "intruder"}}, metav1.CreateOptions{})
