@@ -11,7 +11,8 @@
 // The CLI reads the daemon's state through GET requests that change
 // nothing: Status, Endpoints (the local pods' addresses and ports), Routes
 // (where other nodes' pod CIDRs go), Peers (the other nodes and how they
-// are reached) and Stats (the dataplane's counters). Each answer is one
+// are reached), Services (the service table the fast path load-balances
+// with) and Stats (the dataplane's counters). Each answer is one
 // snapshot, read off the dataplane's tables when asked; none of it is on
 // the fast path.
 //
@@ -192,6 +193,40 @@ type Peer struct {
 // PeerList is the answer to Peers, in the order of the cluster's nodes.
 type PeerList struct {
 	Peers []Peer `json:"peers"`
+}
+
+// Service is one entry of the fast path's service table: an address,
+// protocol and port clients connect to (a cluster IP, a NodePort on the
+// node's address, an external IP), and the backends the fast path
+// spreads its connections over by Maglev hashing.
+type Service struct {
+	VIP      string `json:"vip"`
+	Protocol string `json:"protocol"` // TCP, UDP, SCTP, or another IP protocol's number
+	Port     int    `json:"port"`
+	// Backends are "address:port" ("[address]:port" for IPv6), sorted;
+	// none: the fast path refuses the entry's connections.
+	Backends []string `json:"backends"`
+	// AffinitySeconds is sessionAffinity ClientIP's timeout: a client's
+	// new connections go to its last backend for this long. 0: none.
+	AffinitySeconds int `json:"affinitySeconds"`
+	// External: clients outside the cluster reach the entry (a NodePort
+	// or an external IP); they are masqueraded to the node's address
+	// unless Local (externalTrafficPolicy Local: this node's endpoints
+	// only, and the clients keep their address).
+	External bool `json:"external"`
+	Local    bool `json:"local"`
+	// TableSize is the number of slots of the entry's Maglev lookup
+	// table; 0 without backends.
+	TableSize int `json:"tableSize"`
+}
+
+// ServiceList is the answer to Services, sorted by address (IPv4 first),
+// port and protocol.
+type ServiceList struct {
+	// Generation is the service table's, which ringnetd raises at each
+	// change; 0 with no table.
+	Generation uint64    `json:"generation"`
+	Services   []Service `json:"services"`
 }
 
 // Port kinds in Stats.
@@ -419,6 +454,12 @@ func (c *Client) Peers(ctx context.Context) (PeerList, error) {
 	return out, c.call(ctx, http.MethodGet, "/v1/peers", nil, &out)
 }
 
+// Services lists the service table.
+func (c *Client) Services(ctx context.Context) (ServiceList, error) {
+	var out ServiceList
+	return out, c.call(ctx, http.MethodGet, "/v1/services", nil, &out)
+}
+
 // Stats returns the dataplane's counters.
 func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	var out Stats
@@ -438,6 +479,7 @@ type Handler interface {
 	Endpoints(context.Context) (EndpointList, error)
 	Routes(context.Context) (RouteList, error)
 	Peers(context.Context) (PeerList, error)
+	Services(context.Context) (ServiceList, error)
 	Stats(context.Context) (Stats, error)
 }
 
@@ -539,6 +581,7 @@ func NewServer(h Handler) *http.Server {
 	handle("GET /v1/endpoints", func(r *http.Request) (any, error) { return h.Endpoints(r.Context()) })
 	handle("GET /v1/routes", func(r *http.Request) (any, error) { return h.Routes(r.Context()) })
 	handle("GET /v1/peers", func(r *http.Request) (any, error) { return h.Peers(r.Context()) })
+	handle("GET /v1/services", func(r *http.Request) (any, error) { return h.Services(r.Context()) })
 	handle("GET /v1/stats", func(r *http.Request) (any, error) { return h.Stats(r.Context()) })
 	handle("POST /v1/gc", func(r *http.Request) (any, error) {
 		var g GCRequest

@@ -43,6 +43,7 @@ func (s *stub) GC(_ context.Context, g GCRequest) (GCResponse, error) {
 func (s *stub) Endpoints(context.Context) (EndpointList, error) { return stubEndpoints, s.err }
 func (s *stub) Routes(context.Context) (RouteList, error)       { return stubRoutes, s.err }
 func (s *stub) Peers(context.Context) (PeerList, error)         { return stubPeers, s.err }
+func (s *stub) Services(context.Context) (ServiceList, error)   { return stubServices, s.err }
 func (s *stub) Stats(context.Context) (Stats, error)            { return stubStats, s.err }
 
 var (
@@ -61,6 +62,10 @@ var (
 		{Name: "node-b", Address: "192.168.50.2", Tunnel: TunnelVXLAN, NextHopMAC: "02:aa:00:00:00:02", Resolved: true,
 			VtepMAC: "02:aa:00:00:00:02", PodCIDRs: []string{"10.244.2.0/24"}},
 		{Name: "node-c", Address: "192.168.50.3", Tunnel: TunnelIPIP, PodCIDRs: []string{}},
+	}}
+	stubServices = ServiceList{Generation: 3, Services: []Service{
+		{VIP: "10.96.0.10", Protocol: "TCP", Port: 80, Backends: []string{"10.244.1.2:8080", "10.244.2.3:8080"}, TableSize: 4093},
+		{VIP: "192.168.50.1", Protocol: "UDP", Port: 30053, Backends: []string{}, AffinitySeconds: 10800, External: true, Local: true},
 	}}
 	stubStats = Stats{
 		Ports:   []PortStats{{ID: 0, Interface: "rna", Kind: PortPod, RxFrames: 10, TxFrames: 9, XSKRxRingFull: 1}},
@@ -137,6 +142,13 @@ func TestViews(t *testing.T) {
 	}
 	if diff := cmp.Diff(stubPeers, ps); diff != "" {
 		t.Errorf("Peers (-want +got):\n%s", diff)
+	}
+	svcs, err := c.Services(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stubServices, svcs); diff != "" {
+		t.Errorf("Services (-want +got):\n%s", diff)
 	}
 	st, err := c.Stats(ctx)
 	if err != nil {

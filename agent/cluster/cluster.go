@@ -1,6 +1,7 @@
 // Package cluster is the agent's model of the cluster it runs in: the
 // nodes (name, underlay address, pod CIDRs, and whether ringnet or Flannel
-// serves them) and how a node reaches another node's pods (the tunnel).
+// serves them), how a node reaches another node's pods (the tunnel), and
+// the Services with their endpoints.
 //
 // Data flow: a source fills a [Cluster] and the agent compiles it into the
 // fast path's tables. Today the source is a static cluster file, read by
@@ -9,7 +10,9 @@
 // Kubernetes types stop at that source: nothing here imports them. The
 // compiler asks [Cluster.TunnelBetween] how this node reaches each other
 // node's pod CIDRs (tables/route's Tunnel), and agent/underlay resolves each
-// node's address to a next-hop MAC (tables/neighbor).
+// node's address to a next-hop MAC (tables/neighbor). [ServiceSpecs] turns
+// the Services into one node's service table entries (tables/service):
+// cluster IPs, NodePorts and external IPs, each with its backends.
 //
 // A Cluster is plain values and is not safe for concurrent mutation: a
 // source builds a new one for each change, validates it and hands it over;
@@ -39,10 +42,27 @@
 //	  podCIDRs: [10.244.1.0/24, fd00:244:1::/64]  # at most one per family
 //	  backend: ringnet                     # ringnet (default) or flannel
 //	  vtepMAC: 02:42:c0:a8:32:01           # flannel: required; ringnet: optional
+//	services:                  # optional
+//	- name: web                            # a DNS-1035 label
+//	  namespace: default                   # the default
+//	  clusterIPs: [10.96.0.10]             # at most one per family; none is headless, not here
+//	  externalIPs: [192.168.50.100]        # optional: also LoadBalancer ingress IPs
+//	  ports:                               # each named if there are several
+//	  - {name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30080}
+//	                                       # protocol TCP (default), UDP or SCTP; targetPort
+//	                                       # default the port; nodePort optional, 30000-32767
+//	  sessionAffinity: ClientIP            # or None (the default)
+//	  sessionAffinityTimeout: 3h           # with ClientIP; default 3h, at most 24h
+//	  externalTrafficPolicy: Local         # or Cluster (the default)
+//	  endpoints:                           # their ports are the targetPorts
+//	  - {address: 10.244.1.2, node: node-a}  # node: optional, a node of this file
+//	  - {address: 10.244.2.3, node: node-b, terminating: true}
+//	                                       # ready: default true, false when terminating;
+//	                                       # serving: default ready, true when terminating
 //
-// The file grows with the model (pods, policies and services are to come):
-// each part is a new top-level key, decoded by a new field of the file's
-// struct in file.go, so strict checking of unknown keys stays as it is.
+// The file grows with the model (pods and policies are to come): each
+// part is a new top-level key, decoded by a new field of the file's struct
+// in file.go, so strict checking of unknown keys stays as it is.
 package cluster
 
 import (
@@ -143,7 +163,9 @@ type Node struct {
 }
 
 // SetDefaults fills what is left empty: tunnel mode vxlan, crossSubnet's
-// encapsulation vxlan, VXLAN port 8472 and VNI 1, backend ringnet.
+// encapsulation vxlan, VXLAN port 8472 and VNI 1, backend ringnet; a
+// service's namespace "default", its ports' (and its endpoints' ports')
+// protocol TCP.
 func (c *Cluster) SetDefaults() {
 	t := &c.Tunnel
 	if t.Mode == "" {
@@ -162,6 +184,27 @@ func (c *Cluster) SetDefaults() {
 		if c.Nodes[i].Backend == "" {
 			c.Nodes[i].Backend = BackendRingnet
 		}
+	}
+	for i := range c.Services {
+		s := &c.Services[i]
+		if s.Namespace == "" {
+			s.Namespace = defaultNamespace
+		}
+		for j := range s.Ports {
+			defaultProtocol(&s.Ports[j].Protocol)
+		}
+		for k := range s.Endpoints {
+			for j := range s.Endpoints[k].Ports {
+				defaultProtocol(&s.Endpoints[k].Ports[j].Protocol)
+			}
+		}
+	}
+}
+
+// defaultProtocol makes an unset protocol TCP, as Kubernetes does.
+func defaultProtocol(p *uint8) {
+	if *p == 0 {
+		*p = ProtoTCP
 	}
 }
 

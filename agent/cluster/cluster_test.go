@@ -151,7 +151,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		// The file's shape.
 		{"top level list", "- a", []string{"cluster file: got a list, want a mapping"}},
-		{"unknown top-level key", "pods: []" + twoNodes, []string{`cluster file: unknown key "pods"; the keys here are tunnel, nodes`}},
+		{"unknown top-level key", "pods: []" + twoNodes, []string{`cluster file: unknown key "pods"; the keys here are tunnel, nodes, services`}},
 		{"unknown node key", "nodes:\n- {name: a, address: 192.168.50.1/24, podCIDRs: [10.244.1.0/24], mtu: 1500}",
 			[]string{`nodes[0]: unknown key "mtu"; the keys here are name, address, podCIDRs, backend, vtepMAC`}},
 		{"key in the wrong case", "nodes:\n- {name: a, address: 192.168.50.1/24, podcidrs: [10.244.1.0/24]}",

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -92,16 +93,94 @@ func (c Cluster) MarshalJSON() ([]byte, error) {
 		}
 		f.Nodes = append(f.Nodes, fn)
 	}
+	for i := range c.Services {
+		fs, err := fileServiceOf(&c.Services[i])
+		if err != nil {
+			return nil, err
+		}
+		f.Services = append(f.Services, fs)
+	}
 	return json.Marshal(f)
 }
 
-// file is the cluster file. Its fields are the strings and numbers the
-// file holds; model turns them into the model's types, naming the field
-// that does not parse. A new part of the file (pods, policies, services)
-// is a new field here and in Cluster.
+// fileServiceOf writes a service in the file's form. The file cannot say
+// everything the model can: every endpoint of a file has the same ports,
+// the service ports' target ports. A service whose endpoints differ is an
+// error.
+func fileServiceOf(s *Service) (fileService, error) {
+	fs := fileService{Name: s.Name, Namespace: s.Namespace,
+		ClusterIPs: addrStrings(s.ClusterIPs), ExternalIPs: addrStrings(s.ExternalIPs)}
+	// The target ports are those of the first endpoint; then every
+	// endpoint must have exactly them.
+	target := make([]EndpointPort, len(s.Ports))
+	for j, sp := range s.Ports {
+		target[j] = EndpointPort{Name: sp.Name, Protocol: sp.Protocol, Port: sp.Port}
+		if len(s.Endpoints) > 0 {
+			eps := s.Endpoints[0].Ports
+			if k := slices.IndexFunc(eps, func(ep EndpointPort) bool { return ep.Name == sp.Name && ep.Protocol == sp.Protocol }); k >= 0 {
+				target[j].Port = eps[k].Port
+			}
+		}
+		fp := fileServicePort{Name: sp.Name, Port: int64(sp.Port), NodePort: int64(sp.NodePort)}
+		if sp.Protocol != 0 {
+			fp.Protocol = ProtocolName(sp.Protocol)
+		}
+		if target[j].Port != sp.Port {
+			fp.TargetPort = int64(target[j].Port)
+		}
+		fs.Ports = append(fs.Ports, fp)
+	}
+	if s.Affinity != 0 {
+		fs.SessionAffinity, fs.SessionAffinityTimeout = affinityClientIP, s.Affinity.String()
+	}
+	if s.ExternalLocal {
+		fs.ExternalTrafficPolicy = policyLocal
+	}
+	for _, e := range s.Endpoints {
+		if !slices.Equal(e.Ports, target) {
+			return fs, fmt.Errorf("service %s/%s: endpoint %v has ports %v, not the service ports' target ports %v: "+
+				"the cluster file gives every endpoint of a service the same ports", s.Namespace, s.Name, e.Addr, e.Ports, target)
+		}
+		fe := fileEndpoint{Node: e.Node}
+		if e.Addr.IsValid() {
+			fe.Address = e.Addr.String()
+		}
+		// Only what differs from the defaults (see fileService.model).
+		if e.Terminating {
+			fe.Terminating = new(true)
+		}
+		if e.Ready == e.Terminating {
+			fe.Ready = new(e.Ready)
+		}
+		if e.Serving != (e.Ready || e.Terminating) {
+			fe.Serving = new(e.Serving)
+		}
+		fs.Endpoints = append(fs.Endpoints, fe)
+	}
+	return fs, nil
+}
+
+// addrStrings writes addresses, an invalid one as "".
+func addrStrings(as []netip.Addr) []string {
+	var out []string
+	for _, a := range as {
+		s := ""
+		if a.IsValid() {
+			s = a.String()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// file is the cluster file. Its fields are the strings, numbers and
+// booleans the file holds; model turns them into the model's types,
+// naming the field that does not parse. A new part of the file (pods,
+// policies) is a new field here and in Cluster.
 type file struct {
-	Tunnel fileTunnel `json:"tunnel,omitzero"`
-	Nodes  []fileNode `json:"nodes,omitempty"`
+	Tunnel   fileTunnel    `json:"tunnel,omitzero"`
+	Nodes    []fileNode    `json:"nodes,omitempty"`
+	Services []fileService `json:"services,omitempty"`
 }
 
 type fileTunnel struct {
@@ -117,6 +196,173 @@ type fileNode struct {
 	PodCIDRs []string `json:"podCIDRs,omitempty"`
 	Backend  string   `json:"backend,omitempty"`
 	VtepMAC  string   `json:"vtepMAC,omitempty"`
+}
+
+// fileService is a Service as the file writes it: Kubernetes' field
+// names, and endpoints whose ports are the service ports' targetPorts.
+type fileService struct {
+	Name                   string            `json:"name,omitempty"`
+	Namespace              string            `json:"namespace,omitempty"`
+	ClusterIPs             []string          `json:"clusterIPs,omitempty"`
+	ExternalIPs            []string          `json:"externalIPs,omitempty"`
+	Ports                  []fileServicePort `json:"ports,omitempty"`
+	SessionAffinity        string            `json:"sessionAffinity,omitempty"`
+	SessionAffinityTimeout string            `json:"sessionAffinityTimeout,omitempty"`
+	ExternalTrafficPolicy  string            `json:"externalTrafficPolicy,omitempty"`
+	Endpoints              []fileEndpoint    `json:"endpoints,omitempty"`
+}
+
+type fileServicePort struct {
+	Name       string `json:"name,omitempty"`
+	Protocol   string `json:"protocol,omitempty"`
+	Port       int64  `json:"port,omitempty"`
+	TargetPort int64  `json:"targetPort,omitempty"`
+	NodePort   int64  `json:"nodePort,omitempty"`
+}
+
+// fileEndpoint's conditions are pointers: absent is not false (ready is
+// true unless terminating).
+type fileEndpoint struct {
+	Address     string `json:"address,omitempty"`
+	Node        string `json:"node,omitempty"`
+	Ready       *bool  `json:"ready,omitempty"`
+	Serving     *bool  `json:"serving,omitempty"`
+	Terminating *bool  `json:"terminating,omitempty"`
+}
+
+// The values of the file's enumerated service fields, as Kubernetes
+// spells them.
+const (
+	affinityNone     = "None"
+	affinityClientIP = "ClientIP"
+	policyCluster    = "Cluster"
+	policyLocal      = "Local"
+)
+
+// Kubernetes' defaults and limits for services.
+const (
+	defaultNamespace = "default"
+	defaultAffinity  = 3 * time.Hour // sessionAffinityConfig.clientIP.timeoutSeconds, 10800
+	nodePortMin      = 30000         // the default --service-node-port-range
+	nodePortMax      = 32767
+)
+
+// Addresses the messages give as examples.
+const (
+	serviceIPExample  = "10.96.0.10"
+	endpointIPExample = "10.244.1.5"
+)
+
+// model converts one service of the file, reporting under f what does
+// not parse: addresses, protocols, port numbers, durations and the
+// enumerated fields. Defaults that depend on the file's form (targetPort,
+// the conditions, the affinity timeout) are applied here; the others by
+// SetDefaults.
+func (fs *fileService) model(p *problems, f string) Service {
+	s := Service{Namespace: fs.Namespace, Name: fs.Name}
+	s.ClusterIPs = parseAddrs(p, f+".clusterIPs", fs.ClusterIPs, serviceIPExample)
+	s.ExternalIPs = parseAddrs(p, f+".externalIPs", fs.ExternalIPs, "192.168.50.100")
+	var target []EndpointPort
+	for j, fp := range fs.Ports {
+		fj := fmt.Sprintf("%s.ports[%d]", f, j)
+		sp := ServicePort{Name: fp.Name, Port: parsePort(p, fj+".port", fp.Port), NodePort: parsePort(p, fj+".nodePort", fp.NodePort)}
+		if fp.Protocol != "" {
+			k := slices.IndexFunc(protocols, func(q protocol) bool { return q.name == fp.Protocol })
+			if k < 0 {
+				names := protocolNames()
+				p.add(fj+".protocol", "unknown protocol %q; choose %s%s", fp.Protocol, choices(names), didYouMean(fp.Protocol, names))
+			} else {
+				sp.Protocol = protocols[k].num
+			}
+		}
+		tp := parsePort(p, fj+".targetPort", fp.TargetPort)
+		if tp == 0 {
+			tp = sp.Port
+		}
+		s.Ports = append(s.Ports, sp)
+		target = append(target, EndpointPort{Name: sp.Name, Protocol: sp.Protocol, Port: tp})
+	}
+	switch fs.SessionAffinity {
+	case "", affinityNone:
+		if fs.SessionAffinityTimeout != "" {
+			p.add(f+".sessionAffinityTimeout", "only used with sessionAffinity: %s; remove it, or set sessionAffinity: %s", affinityClientIP, affinityClientIP)
+		}
+	case affinityClientIP:
+		s.Affinity = defaultAffinity
+		if t := fs.SessionAffinityTimeout; t != "" {
+			d, err := time.ParseDuration(t)
+			switch {
+			case err != nil:
+				p.add(f+".sessionAffinityTimeout", "%q is not a duration; write it with its unit, such as 3h or 10800s", t)
+			case d <= 0:
+				p.add(f+".sessionAffinityTimeout", "%s is not positive; give how long a client keeps its backend, such as 3h (the default), or remove sessionAffinity", t)
+			default:
+				s.Affinity = d
+			}
+		}
+	default:
+		vs := []string{affinityNone, affinityClientIP}
+		p.add(f+".sessionAffinity", "unknown affinity %q; choose %s%s", fs.SessionAffinity, choices(vs), didYouMean(fs.SessionAffinity, vs))
+	}
+	switch fs.ExternalTrafficPolicy {
+	case "", policyCluster:
+	case policyLocal:
+		s.ExternalLocal = true
+	default:
+		vs := []string{policyCluster, policyLocal}
+		p.add(f+".externalTrafficPolicy", "unknown policy %q; choose %s%s", fs.ExternalTrafficPolicy, choices(vs), didYouMean(fs.ExternalTrafficPolicy, vs))
+	}
+	for k, fe := range fs.Endpoints {
+		fk := fmt.Sprintf("%s.endpoints[%d]", f, k)
+		e := ServiceEndpoint{Node: fe.Node, Ports: slices.Clone(target)}
+		if fe.Address == "" {
+			p.add(fk+".address", "missing; give the endpoint's (the pod's) IP address, such as %s", endpointIPExample)
+		} else {
+			e.Addr = parseAddr(p, fk+".address", fe.Address, endpointIPExample)
+		}
+		e.Terminating = fe.Terminating != nil && *fe.Terminating
+		e.Ready = !e.Terminating
+		if fe.Ready != nil {
+			e.Ready = *fe.Ready
+		}
+		e.Serving = e.Ready || e.Terminating
+		if fe.Serving != nil {
+			e.Serving = *fe.Serving
+		}
+		s.Endpoints = append(s.Endpoints, e)
+	}
+	return s
+}
+
+// parseAddrs parses a list of IP addresses, reporting each that does not
+// parse as f[k].
+func parseAddrs(p *problems, f string, ss []string, example string) []netip.Addr {
+	var out []netip.Addr
+	for k, s := range ss {
+		out = append(out, parseAddr(p, fmt.Sprintf("%s[%d]", f, k), s, example))
+	}
+	return out
+}
+
+func parseAddr(p *problems, f, s, example string) netip.Addr {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		if _, perr := netip.ParsePrefix(s); perr == nil {
+			p.add(f, "%q is a prefix; give one address, without a length, such as %s", s, example)
+		} else {
+			p.add(f, "%q is not an IP address; write it as one, such as %s", s, example)
+		}
+	}
+	return a
+}
+
+// parsePort checks a port number of the file: 0 (absent) or 1 to 65535.
+func parsePort(p *problems, f string, n int64) uint16 {
+	if n < 0 || n > 65535 {
+		p.add(f, "%d is not a port; give 1 to 65535", n)
+		return 0
+	}
+	return uint16(n)
 }
 
 // model converts the file to the model: it parses addresses, prefixes,
@@ -163,6 +409,9 @@ func (f *file) model() (*Cluster, error) {
 			n.VtepMAC = mac
 		}
 		c.Nodes = append(c.Nodes, n)
+	}
+	for i := range f.Services {
+		c.Services = append(c.Services, f.Services[i].model(&p, fmt.Sprintf("services[%d]", i)))
 	}
 	if err := p.err(); err != nil {
 		return nil, err
@@ -231,6 +480,12 @@ func checkShape(path string, v any, t reflect.Type) error {
 	case reflect.String:
 		if _, ok := v.(string); !ok {
 			return fmt.Errorf("%s: got %s, want a string (put it in quotes)", where, kind(v))
+		}
+	case reflect.Pointer:
+		return checkShape(path, v, t.Elem())
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			return fmt.Errorf("%s: got %s, want true or false", where, kind(v))
 		}
 	case reflect.Int64:
 		n, ok := v.(json.Number)

@@ -4,7 +4,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
+	"time"
+
+	"github.com/ringnet/ringnet/tables/service"
 )
 
 // Validate reports everything wrong with c, each problem naming its field
@@ -59,6 +63,7 @@ func (c *Cluster) Validate() error {
 		validatePodCIDRs(&p, f, n)
 	}
 	c.crossNodes(&p)
+	c.validateServices(&p)
 	return p.err()
 }
 
@@ -100,10 +105,7 @@ func validateName(p *problems, f, name string) {
 	}
 	ok := len(name) <= 253
 	for label := range strings.SplitSeq(name, ".") {
-		ok = ok && label != "" && len(label) <= 63 && alnum(label[0]) && alnum(label[len(label)-1])
-		for i := 0; ok && i < len(label); i++ {
-			ok = alnum(label[i]) || label[i] == '-'
-		}
+		ok = ok && isLabel(label)
 	}
 	if !ok {
 		p.add(f, "%q is not a node name; use lowercase letters, digits, '-' and '.', "+
@@ -112,6 +114,20 @@ func validateName(p *problems, f, name string) {
 }
 
 func alnum(b byte) bool { return 'a' <= b && b <= 'z' || '0' <= b && b <= '9' }
+
+// isLabel reports whether s is a DNS-1123 label: 1 to 63 lowercase
+// letters, digits and '-', starting and ending with a letter or digit.
+func isLabel(s string) bool {
+	if s == "" || len(s) > 63 || !alnum(s[0]) || !alnum(s[len(s)-1]) {
+		return false
+	}
+	for i := range len(s) {
+		if !alnum(s[i]) && s[i] != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // validateAddress checks a node's underlay address and reports whether it
 // is good enough to compare with the others.
@@ -192,12 +208,7 @@ func validatePodCIDRs(p *problems, f string, n *Node) {
 
 var famName = [2]string{"IPv4", "IPv6"}
 
-func family(p netip.Prefix) int {
-	if p.Addr().Is4() {
-		return 0
-	}
-	return 1
-}
+func family(p netip.Prefix) int { return addrFamily(p.Addr()) }
 
 // podCIDROK checks one pod CIDR on its own.
 func podCIDROK(p *problems, f string, c netip.Prefix) bool {
@@ -341,4 +352,265 @@ func didYouMean[T ~string](v T, valid []T) string {
 		}
 	}
 	return ""
+}
+
+// validateServices checks each service, and what no two services may
+// share: a namespace and name, a cluster IP, an address with a port and
+// protocol, a NodePort.
+func (c *Cluster) validateServices(p *problems) {
+	sv := serviceChecks{names: map[string]int{}, clusterIPs: map[netip.Addr]string{},
+		frontends: map[frontend]string{}, nodePorts: map[uint16]nodePortUse{}}
+	for i := range c.Services {
+		c.validateService(p, &sv, i)
+	}
+}
+
+// serviceChecks is what validateServices remembers from one service to
+// the next: who has which name, cluster IP, frontend and NodePort.
+type serviceChecks struct {
+	names      map[string]int        // namespace/name -> service index
+	clusterIPs map[netip.Addr]string // -> the field that has it, with its service
+	frontends  map[frontend]string   // -> the field that has it, with its service
+	nodePorts  map[uint16]nodePortUse
+}
+
+// frontend is an address, protocol and port clients reach a service at.
+type frontend struct {
+	addr  netip.Addr
+	proto uint8
+	port  uint16
+}
+
+type nodePortUse struct {
+	svc, port int
+	proto     uint8
+}
+
+// validateService checks services[i]: its names, addresses, ports,
+// affinity, policy and endpoints, and through sv what it may not share
+// with the services before it.
+func (c *Cluster) validateService(p *problems, sv *serviceChecks, i int) {
+	s := &c.Services[i]
+	f := fmt.Sprintf("services[%d]", i)
+	id := s.Namespace + "/" + s.Name
+	switch {
+	case s.Name == "":
+		p.add(f+".name", "missing; give the service's name (its metadata.name)")
+	case !isLabel(s.Name) || !('a' <= s.Name[0] && s.Name[0] <= 'z'):
+		p.add(f+".name", "%q is not a service name; use at most 63 lowercase letters, digits and '-', "+
+			"starting with a letter and ending with a letter or digit (a DNS-1035 label, as Kubernetes requires)", s.Name)
+	}
+	switch {
+	case s.Namespace == "":
+		p.add(f+".namespace", "missing; give the service's namespace (the file's default is %q)", defaultNamespace)
+	case !isLabel(s.Namespace):
+		p.add(f+".namespace", "%q is not a namespace name; use at most 63 lowercase letters, digits and '-', "+
+			"starting and ending with a letter or digit (a DNS-1123 label, as Kubernetes requires)", s.Namespace)
+	}
+	if j, dup := sv.names[id]; dup && s.Name != "" {
+		p.add(f+".name", "%q is also services[%d].name in namespace %q; a service's namespace and name must be unique", s.Name, j, s.Namespace)
+	} else {
+		sv.names[id] = i
+	}
+	who := fmt.Sprintf(" (service %s)", id)
+
+	// Addresses: the cluster IPs, at most one per family, then the
+	// external IPs, of those families. addrs are the good ones, with
+	// their fields, for the frontends.
+	type addrField struct {
+		f string
+		a netip.Addr
+	}
+	var addrs []addrField
+	var fams [2]int // index+1 of the IPv4 and the IPv6 cluster IP
+	if len(s.ClusterIPs) == 0 {
+		p.add(f+".clusterIPs", "missing; give the service's cluster IP (at most one IPv4 and one IPv6, such as [%s]); "+
+			"a headless service has no cluster IP and no place in this file", serviceIPExample)
+	}
+	for k, a := range s.ClusterIPs {
+		fk := fmt.Sprintf("%s.clusterIPs[%d]", f, k)
+		if !c.serviceIPOK(p, fk, a, "give the service's cluster IP, from the service CIDR") {
+			continue
+		}
+		fam := addrFamily(a)
+		if j := fams[fam]; j > 0 {
+			p.add(fk, "a second %s cluster IP (%s.clusterIPs[%d] is %v); a service has at most one per family", famName[fam], f, j-1, s.ClusterIPs[j-1])
+			continue
+		}
+		fams[fam] = k + 1
+		if other, dup := sv.clusterIPs[a]; dup {
+			p.add(fk, "%v is also %s; every service needs its own cluster IP", a, other)
+			continue
+		}
+		sv.clusterIPs[a] = fk + who
+		addrs = append(addrs, addrField{fk, a})
+	}
+	for k, a := range s.ExternalIPs {
+		fk := fmt.Sprintf("%s.externalIPs[%d]", f, k)
+		if !c.serviceIPOK(p, fk, a, "give an address clients outside the cluster reach the service at") {
+			continue
+		}
+		if fam := addrFamily(a); fams[fam] == 0 {
+			p.add(fk, "%v is %s, but the service has no %s cluster IP, so no %s endpoints; add one to clusterIPs, or remove this address",
+				a, famName[fam], famName[fam], famName[fam])
+			continue
+		}
+		addrs = append(addrs, addrField{fk, a})
+	}
+
+	// Ports, and the frontends they make with the addresses.
+	if len(s.Ports) == 0 {
+		p.add(f+".ports", "missing; list the service's ports, such as [{name: http, port: 80, targetPort: 8080}]")
+	}
+	external := len(s.ExternalIPs) > 0
+	for j, sp := range s.Ports {
+		fj := fmt.Sprintf("%s.ports[%d]", f, j)
+		switch {
+		case sp.Name == "" && len(s.Ports) > 1:
+			p.add(fj+".name", "missing; a service with several ports names each one (endpoints' ports are matched by name)")
+		case sp.Name != "" && !isLabel(sp.Name):
+			p.add(fj+".name", "%q is not a port name; use at most 63 lowercase letters, digits and '-', "+
+				"starting and ending with a letter or digit (a DNS-1123 label, as Kubernetes requires)", sp.Name)
+		}
+		if k := slices.IndexFunc(s.Ports[:j], func(q ServicePort) bool { return q.Name == sp.Name }); k >= 0 && sp.Name != "" {
+			p.add(fj+".name", "%q is also %s.ports[%d].name; port names must be unique within a service", sp.Name, f, k)
+		}
+		if _, ok := protocolName(sp.Protocol); !ok {
+			names := protocolNames()
+			p.add(fj+".protocol", "%d is not a protocol a service may have; choose %s", sp.Protocol, choices(names))
+			continue
+		}
+		if sp.Port == 0 {
+			p.add(fj+".port", "missing; give the port clients connect to on the service's addresses, 1 to 65535")
+			continue
+		}
+		if k := slices.IndexFunc(s.Ports[:j], func(q ServicePort) bool { return q.Port == sp.Port && q.Protocol == sp.Protocol }); k >= 0 {
+			p.add(fj+".port", "%s %d is also %s.ports[%d]; a service has each port and protocol once", ProtocolName(sp.Protocol), sp.Port, f, k)
+			continue
+		}
+		if sp.NodePort != 0 {
+			external = true
+			c.validateNodePort(p, sv, i, j)
+		}
+		for _, af := range addrs {
+			fe := frontend{af.a, sp.Protocol, sp.Port}
+			if other, dup := sv.frontends[fe]; dup {
+				p.add(af.f, "%s %v is also %s; give each service its own addresses and ports",
+					ProtocolName(sp.Protocol), netip.AddrPortFrom(fe.addr, fe.port), other)
+			} else {
+				sv.frontends[fe] = af.f + who
+			}
+		}
+	}
+	switch d := s.Affinity; {
+	case d < 0, d > service.MaxAffinity:
+		p.add(f+".sessionAffinityTimeout", "%v is out of range; give at most %v (Kubernetes' limit)", d, service.MaxAffinity)
+	case d%time.Second != 0:
+		p.add(f+".sessionAffinityTimeout", "%v is not whole seconds; Kubernetes counts the timeout in seconds", d)
+	}
+	if s.ExternalLocal && !external {
+		p.add(f+".externalTrafficPolicy", "%s applies to NodePorts and externalIPs, and the service has neither; remove it", policyLocal)
+	}
+	c.validateEndpoints(p, f, s, fams)
+}
+
+// validateNodePort checks the NodePort of services[i].ports[j]: in the
+// range, and no other service's.
+func (c *Cluster) validateNodePort(p *problems, sv *serviceChecks, i, j int) {
+	sp := c.Services[i].Ports[j]
+	f := fmt.Sprintf("services[%d].ports[%d].nodePort", i, j)
+	if sp.NodePort < nodePortMin || sp.NodePort > nodePortMax {
+		p.add(f, "%d is outside the NodePort range %d-%d (Kubernetes' default --service-node-port-range); give a port in it",
+			sp.NodePort, nodePortMin, nodePortMax)
+		return
+	}
+	u, dup := sv.nodePorts[sp.NodePort]
+	switch {
+	case !dup:
+		sv.nodePorts[sp.NodePort] = nodePortUse{i, j, sp.Protocol}
+	case u.svc != i:
+		o := &c.Services[u.svc]
+		p.add(f, "%d is also services[%d].ports[%d].nodePort (service %s/%s); every NodePort belongs to one service",
+			sp.NodePort, u.svc, u.port, o.Namespace, o.Name)
+	case u.proto == sp.Protocol:
+		p.add(f, "%d is also services[%d].ports[%d].nodePort, with the same protocol; give each port its own NodePort", sp.NodePort, i, u.port)
+	}
+}
+
+// validateEndpoints checks a service's endpoints: addresses of the
+// service's families, each once; nodes of this file, and the node whose
+// pod CIDR holds the address; conditions as Kubernetes sets them.
+func (c *Cluster) validateEndpoints(p *problems, f string, s *Service, fams [2]int) {
+	for k, e := range s.Endpoints {
+		fk := fmt.Sprintf("%s.endpoints[%d]", f, k)
+		if unicastOK(p, fk+".address", e.Addr, "give the endpoint's (the pod's) IP address") {
+			if fam := addrFamily(e.Addr); fams[fam] == 0 {
+				p.add(fk+".address", "%v is %s, but the service has no %s cluster IP; add one to clusterIPs, or remove the endpoint", e.Addr, famName[fam], famName[fam])
+			}
+			if j := slices.IndexFunc(s.Endpoints[:k], func(o ServiceEndpoint) bool { return o.Addr == e.Addr }); j >= 0 {
+				p.add(fk+".address", "%v is also %s.endpoints[%d].address; list each endpoint once", e.Addr, f, j)
+			}
+		}
+		if e.Node != "" {
+			if _, ok := c.Node(e.Node); !ok {
+				var names []string
+				for _, n := range c.Nodes {
+					names = append(names, n.Name)
+				}
+				p.add(fk+".node", "%q is not a node of this file (its nodes: %s); give the node the endpoint runs on, or leave node out for one outside the nodes",
+					e.Node, strings.Join(names, ", "))
+			} else if n, pc, ok := c.podCIDROf(e.Addr); ok && n.Name != e.Node {
+				p.add(fk+".node", "%q, but %v is in node %q's pod CIDR %v; give the node the endpoint runs on", e.Node, e.Addr, n.Name, pc)
+			}
+		}
+		switch {
+		case e.Ready && e.Terminating:
+			p.add(fk+".ready", "true on a terminating endpoint, which Kubernetes never marks ready; remove ready (serving says whether it still takes connections)")
+		case !e.Terminating && e.Serving != e.Ready:
+			p.add(fk+".serving", "%t, but ready is %t and the endpoint is not terminating; remove serving (it differs from ready only while an endpoint terminates)", e.Serving, e.Ready)
+		}
+	}
+}
+
+// serviceIPOK checks a cluster IP or external IP: a unicast address, in
+// no node's pod CIDR.
+func (c *Cluster) serviceIPOK(p *problems, f string, a netip.Addr, hint string) bool {
+	if !unicastOK(p, f, a, hint) {
+		return false
+	}
+	if n, pc, ok := c.podCIDROf(a); ok {
+		p.add(f, "%v is in node %q's pod CIDR %v; %s, apart from the pod CIDRs", a, n.Name, pc, hint)
+		return false
+	}
+	return true
+}
+
+// unicastOK checks an address of a service or an endpoint is one a
+// service may use: unicast, not link-local, written plainly.
+func unicastOK(p *problems, f string, a netip.Addr, hint string) bool {
+	switch {
+	case !a.IsValid():
+		p.add(f, "missing; %s", hint)
+	case a.Is4In6():
+		p.add(f, "%v is IPv4-mapped IPv6; write it as IPv4 (%v)", a, a.Unmap())
+	case a.Zone() != "":
+		p.add(f, "%v has a zone; %s", a, hint)
+	case a.IsUnspecified(), a.IsLoopback(), a.IsMulticast(), a.IsLinkLocalUnicast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		p.add(f, "%v is not a unicast address a service may use; %s", a, hint)
+	default:
+		return true
+	}
+	return false
+}
+
+// podCIDROf finds the node whose pod CIDR holds a.
+func (c *Cluster) podCIDROf(a netip.Addr) (*Node, netip.Prefix, bool) {
+	for i := range c.Nodes {
+		for _, pc := range c.Nodes[i].PodCIDRs {
+			if pc.IsValid() && pc.Contains(a) {
+				return &c.Nodes[i], pc, true
+			}
+		}
+	}
+	return nil, netip.Prefix{}, false
 }

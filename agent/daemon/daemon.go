@@ -2,7 +2,7 @@
 // plugin it allocates pod addresses (package ipam), attaches and detaches
 // pod ports on the dataplane, and brings existing pods back after a
 // restart; for the ringnet CLI it shows the dataplane's endpoints, routes,
-// peers and counters (view.go), changing nothing.
+// peers, services and counters (view.go), changing nothing.
 //
 // Calls for one pod interface are serialised by a per-daemon lock around
 // the store and the dataplane; bbolt and the dataplane are safe on their
@@ -166,7 +166,7 @@ func (d *Daemon) Status(context.Context) (api.Status, error) {
 		return api.Status{}, err
 	}
 	st := api.Status{Ready: true, Ports: d.dp.NumPorts(), Allocated: len(recs),
-		Workers: d.dp.Config().Workers, Tables: d.dp.TableSizes()}
+		Workers: d.dp.Config().Workers, Tables: TableSizes(d.dp)}
 	for _, p := range d.store.Pools() {
 		st.PodCIDRs = append(st.PodCIDRs, p.String())
 	}
@@ -181,6 +181,19 @@ func (d *Daemon) Status(context.Context) (api.Status, error) {
 		}
 	}
 	return st, nil
+}
+
+// TableSizes is the number of entries of each table the fast path reads,
+// by name: the dataplane's TableSizes (endpoints, ports, peers, routes)
+// and services, the entries of the service table (0 without one). For
+// Status and the metrics.
+func TableSizes(dp *pipeline.Dataplane) map[string]int {
+	m := dp.TableSizes()
+	m["services"] = 0
+	if t := dp.Services(); t != nil {
+		m["services"] = t.Len()
+	}
+	return m
 }
 
 // GC implements api.Handler: every allocation the runtime no longer lists

@@ -1,7 +1,7 @@
 package daemon
 
-// The read-only views the ringnet CLI shows: endpoints, routes, peers and
-// counters, read off the dataplane (and the address store, for who a pod
+// The read-only views the ringnet CLI shows: endpoints, routes, peers,
+// services and counters, read off the dataplane (and the address store, for who a pod
 // is) when asked. Each takes the dataplane's control-plane lock for the
 // copy, so it waits while a port is being attached (until the workers
 // forward for it), but never takes the daemon's own lock across a whole
@@ -9,16 +9,20 @@ package daemon
 // attachment. Nothing here runs on the fast path.
 
 import (
+	"cmp"
 	"context"
 	"net"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/ringnet/ringnet/agent/api"
+	"github.com/ringnet/ringnet/agent/cluster"
 	"github.com/ringnet/ringnet/agent/ipam"
 	"github.com/ringnet/ringnet/fastpath/pipeline"
 	"github.com/ringnet/ringnet/fastpath/stats"
 	"github.com/ringnet/ringnet/tables/route"
+	"github.com/ringnet/ringnet/tables/service"
 )
 
 // Endpoints implements api.Handler: every address in the fast path's
@@ -40,6 +44,12 @@ func (d *Daemon) Routes(context.Context) (api.RouteList, error) {
 // Peers implements api.Handler.
 func (d *Daemon) Peers(context.Context) (api.PeerList, error) {
 	return peerList(d.dp.Routes()), nil
+}
+
+// Services implements api.Handler: every entry of the published service
+// table (none before ringnetd publishes one).
+func (d *Daemon) Services(context.Context) (api.ServiceList, error) {
+	return serviceList(d.dp.Services()), nil
 }
 
 // Stats implements api.Handler.
@@ -204,6 +214,29 @@ func peerList(r pipeline.Routes) api.PeerList {
 		if nh.Kind == route.RemoteNode && int(nh.Node) < len(out.Peers) {
 			out.Peers[nh.Node].PodCIDRs = append(out.Peers[nh.Node].PodCIDRs, pfx.String())
 		}
+	}
+	return out
+}
+
+// serviceList lists t's entries, sorted by address, port and protocol.
+func serviceList(t *service.Table) api.ServiceList {
+	out := api.ServiceList{Services: []api.Service{}}
+	if t == nil {
+		return out
+	}
+	out.Generation = t.Generation()
+	specs := t.All()
+	slices.SortFunc(specs, func(a, b service.Spec) int {
+		return cmp.Or(a.VIP.Compare(b.VIP), cmp.Compare(a.Port, b.Port), cmp.Compare(a.Proto, b.Proto))
+	})
+	for _, sp := range specs {
+		s := api.Service{VIP: sp.VIP.String(), Protocol: cluster.ProtocolName(sp.Proto), Port: int(sp.Port),
+			Backends: []string{}, AffinitySeconds: int(sp.Affinity / time.Second), External: sp.External, Local: sp.Local,
+			TableSize: int(sp.TableSize)}
+		for _, b := range sp.Backends {
+			s.Backends = append(s.Backends, netip.AddrPortFrom(b.Addr, b.Port).String())
+		}
+		out.Services = append(out.Services, s)
 	}
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ringnet/ringnet/agent/api"
@@ -15,6 +16,7 @@ import (
 	"github.com/ringnet/ringnet/fastpath/pipeline"
 	"github.com/ringnet/ringnet/fastpath/stats"
 	"github.com/ringnet/ringnet/tables/route"
+	"github.com/ringnet/ringnet/tables/service"
 )
 
 var (
@@ -92,7 +94,7 @@ func TestViewsOverAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantStatus := api.Status{Ready: true, PodCIDRs: []string{"10.244.1.0/24", "fd00:1::/64"}, Allocated: 2, Workers: 2,
-		Peers: 2, PeersUnresolved: 1, Tables: map[string]int{"endpoints": 0, "ports": 0, "peers": 2, "routes": 4}}
+		Peers: 2, PeersUnresolved: 1, Tables: map[string]int{"endpoints": 0, "ports": 0, "peers": 2, "routes": 4, "services": 0}}
 	if diff := cmp.Diff(wantStatus, st); diff != "" {
 		t.Errorf("Status (-want +got):\n%s", diff)
 	}
@@ -151,6 +153,63 @@ func TestViewsOverAPI(t *testing.T) {
 		if r.Reason != stats.Reason(i).String() || r.Count != 0 {
 			t.Errorf("reason %d: %+v; want %s with no frames", i, r, stats.Reason(i))
 		}
+	}
+}
+
+// TestServicesOverAPI lists the service table through the API: nothing
+// before one is published, then every entry, sorted by address, port and
+// protocol, backends as address:port, the affinity in seconds.
+func TestServicesOverAPI(t *testing.T) {
+	d, c := newDaemon(t)
+	ctx := context.Background()
+	got, err := c.Services(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (api.ServiceList{Services: []api.Service{}}); !cmp.Equal(want, got) {
+		t.Errorf("Services before a table: %+v, want %+v", got, want)
+	}
+	be := func(ss ...string) []service.Backend {
+		var out []service.Backend
+		for _, s := range ss {
+			ap := netip.MustParseAddrPort(s)
+			out = append(out, service.Backend{Addr: ap.Addr(), Port: ap.Port()})
+		}
+		return out
+	}
+	vip := netip.MustParseAddr("10.96.0.10")
+	table, err := service.Build(7, []service.Spec{
+		{VIP: netip.MustParseAddr("fd00:96::10"), Proto: 6, Port: 80, Backends: be("[fd00:244:1::2]:8080")},
+		{VIP: netip.MustParseAddr("192.168.50.1"), Proto: 17, Port: 30053, External: true, Local: true, Affinity: 3 * time.Hour},
+		{VIP: vip, Proto: 17, Port: 53, Backends: be("10.244.2.3:53", "10.244.1.2:53")},
+		{VIP: vip, Proto: 6, Port: 53, Backends: be("10.244.1.2:53"), External: true},
+		{VIP: vip, Proto: 132, Port: 9, Backends: be("10.244.1.2:9", "10.244.1.3:9"), TableSize: 251},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.dp.SetServices(table); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = c.Services(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := api.ServiceList{Generation: 7, Services: []api.Service{
+		{VIP: "10.96.0.10", Protocol: "SCTP", Port: 9, Backends: []string{"10.244.1.2:9", "10.244.1.3:9"}, TableSize: 251},
+		{VIP: "10.96.0.10", Protocol: "TCP", Port: 53, Backends: []string{"10.244.1.2:53"}, External: true, TableSize: 4093},
+		{VIP: "10.96.0.10", Protocol: "UDP", Port: 53, Backends: []string{"10.244.1.2:53", "10.244.2.3:53"}, TableSize: 4093},
+		{VIP: "192.168.50.1", Protocol: "UDP", Port: 30053, Backends: []string{}, AffinitySeconds: 10800, External: true, Local: true},
+		{VIP: "fd00:96::10", Protocol: "TCP", Port: 80, Backends: []string{"[fd00:244:1::2]:8080"}, TableSize: 4093},
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Services (-want +got):\n%s", diff)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Tables["services"] != 5 {
+		t.Errorf("Status: tables %v; want 5 services", st.Tables)
 	}
 }
 

@@ -29,50 +29,16 @@ import (
 // next hop never resolves). na has pod web, nb pod db. Each view
 // of na's ringnetd must show what the cluster is.
 func TestCLIOnCluster(t *testing.T) {
-	tp := topo.NewT(t, "cli")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	bins, err := ringnode.Build(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli := filepath.Join(dir, "ringnet")
-	if out, err := exec.Command("go", "build", "-o", cli, "github.com/ringnet/ringnet/cmd/ringnet").CombinedOutput(); err != nil {
-		t.Fatalf("build ringnet: %v\n%s", err, out)
-	}
-	nodeA, err := tp.AddNode("na", netip.MustParsePrefix("192.168.50.1/24"), topo.NodeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodeB, err := tp.AddNode("nb", netip.MustParsePrefix("192.168.50.2/24"), topo.NodeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "cluster.yaml")
-	err = os.WriteFile(file, []byte(`tunnel: {mode: vxlan}
+	e := newE2E(t, "cli")
+	ctx := e.ctx
+	nodeA, nodeB := e.node("na", "192.168.50.1/24"), e.node("nb", "192.168.50.2/24")
+	file := e.file(`tunnel: {mode: vxlan}
 nodes:
 - {name: na, address: 192.168.50.1/24, podCIDRs: [10.244.1.0/24, "fd00:244:1::/64"]}
 - {name: nb, address: 192.168.50.2/24, podCIDRs: [10.244.2.0/24, "fd00:244:2::/64"]}
 - {name: nc, address: 192.168.50.3/24, podCIDRs: [10.244.3.0/24], backend: flannel, vtepMAC: "02:42:c0:a8:32:03"}
-`), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var daemons []*ringnode.Daemon
-	for _, n := range []*topo.Node{nodeA, nodeB} {
-		d, err := ringnode.Start(ctx, bins, n, ringnode.Options{Cluster: file})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := d.Stop(); err != nil {
-				t.Errorf("stop ringnetd on %s: %v", n.Name, err)
-			}
-		})
-		daemons = append(daemons, d)
-	}
-	a, b := daemons[0], daemons[1]
+`)
+	a, b := e.start(nodeA, file), e.start(nodeB, file)
 	if err := a.WaitLog(ctx, `resolved" node=nb `); err != nil {
 		t.Fatal(err)
 	}
@@ -104,20 +70,7 @@ nodes:
 	}
 	web.Output(ctx, "ping", "-c", "2", "-i", "0.2", "-W", "1", "10.244.3.2")
 
-	// ringnet VIEW -o json against na's ringnetd, decoded into v.
-	view := func(v any, args ...string) string {
-		t.Helper()
-		out, err := exec.CommandContext(ctx, cli, append(args, "--socket", a.Socket)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("ringnet %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		if v != nil {
-			if err := json.Unmarshal(out, v); err != nil {
-				t.Fatalf("ringnet %s printed no JSON: %v\n%s", strings.Join(args, " "), err, out)
-			}
-		}
-		return string(out)
-	}
+	view := e.viewer(a)
 
 	var st api.Status
 	view(&st, "status", "-o", "json")
@@ -216,5 +169,207 @@ nodes:
 			t.Errorf("ringnet %s does not show %q:\n%s", cmd, want, out)
 		}
 		t.Logf("ringnet %s:\n%s", cmd, out)
+	}
+}
+
+// e2e is what an end-to-end test starts from: a topology, a context that
+// ends in 2 minutes, and the binaries (ringnetd, the CNI plugin, ringnet)
+// built into dir.
+type e2e struct {
+	t    *testing.T
+	tp   *topo.Topology
+	ctx  context.Context
+	dir  string
+	bins ringnode.Binaries
+	cli  string
+}
+
+func newE2E(t *testing.T, prefix string) *e2e {
+	e := &e2e{t: t, tp: topo.NewT(t, prefix), dir: t.TempDir()}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	e.ctx = ctx
+	var err error
+	if e.bins, err = ringnode.Build(e.dir); err != nil {
+		t.Fatal(err)
+	}
+	e.cli = filepath.Join(e.dir, "ringnet")
+	if out, err := exec.Command("go", "build", "-o", e.cli, "github.com/ringnet/ringnet/cmd/ringnet").CombinedOutput(); err != nil {
+		t.Fatalf("build ringnet: %v\n%s", err, out)
+	}
+	return e
+}
+
+// node adds a node with underlay address addr.
+func (e *e2e) node(name, addr string) *topo.Node {
+	n, err := e.tp.AddNode(name, netip.MustParsePrefix(addr), topo.NodeOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// file writes the cluster file and returns its path.
+func (e *e2e) file(data string) string {
+	path := filepath.Join(e.dir, "cluster.yaml")
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
+// start runs ringnetd on n with the cluster file, until the test ends.
+func (e *e2e) start(n *topo.Node, file string) *ringnode.Daemon {
+	d, err := ringnode.Start(e.ctx, e.bins, n, ringnode.Options{Cluster: file})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		if err := d.Stop(); err != nil {
+			e.t.Errorf("stop ringnetd on %s: %v", n.Name, err)
+		}
+	})
+	return d
+}
+
+// viewer returns a function that runs ringnet VIEW against d's ringnetd
+// and returns what it printed, decoded into v if v is not nil (for -o
+// json).
+func (e *e2e) viewer(d *ringnode.Daemon) func(v any, args ...string) string {
+	return func(v any, args ...string) string {
+		e.t.Helper()
+		out, err := exec.CommandContext(e.ctx, e.cli, append(args, "--socket", d.Socket)...).CombinedOutput()
+		if err != nil {
+			e.t.Fatalf("ringnet %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		if v != nil {
+			if err := json.Unmarshal(out, v); err != nil {
+				e.t.Fatalf("ringnet %s printed no JSON: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+		return string(out)
+	}
+}
+
+// TestServicesReload runs one ringnet node, sa, of a cluster file that
+// also names sb (not running), with services: ringnet services shows the
+// entries sa serves; a new file on SIGHUP (ringnode's ReplaceCluster)
+// changes them and the peers; a file that does not validate, or that
+// changes sa's own entry, is refused and changes nothing.
+func TestServicesReload(t *testing.T) {
+	e := newE2E(t, "svc")
+	node := e.node("sa", "192.168.50.1/24")
+	const nodes = `nodes:
+- {name: sa, address: 192.168.50.1/24, podCIDRs: [10.244.1.0/24, "fd00:244:1::/64"]}
+- {name: sb, address: 192.168.50.2/24, podCIDRs: [10.244.2.0/24, "fd00:244:2::/64"]}
+`
+	const webHead = `- name: web
+  clusterIPs: [10.96.0.10, "fd00:96::10"]
+  externalIPs: [192.168.50.100]
+  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30080}]
+  externalTrafficPolicy: Local
+  endpoints:
+`
+	const web = webHead + `  - {address: 10.244.1.10, node: sa}
+  - {address: "fd00:244:1::10", node: sa}
+  - {address: 10.244.2.10, node: sb}
+  - {address: 10.244.2.11, node: sb, terminating: true}
+`
+	const dns = `- name: dns
+  namespace: kube-system
+  clusterIPs: [10.96.0.53]
+  ports: [{name: dns, protocol: UDP, port: 53}, {name: dns-tcp, port: 53}]
+  sessionAffinity: ClientIP
+  sessionAffinityTimeout: 1h
+  endpoints: [{address: 10.244.2.20, node: sb}]
+`
+	d := e.start(node, e.file(nodes+"services:\n"+web+dns))
+	view := e.viewer(d)
+	services := func() api.ServiceList {
+		t.Helper()
+		var l api.ServiceList
+		view(&l, "services", "-o", "json")
+		return l
+	}
+	wantFirst := api.ServiceList{Generation: 1, Services: []api.Service{
+		{VIP: "10.96.0.10", Protocol: "TCP", Port: 80, Backends: []string{"10.244.1.10:8080", "10.244.2.10:8080"}, TableSize: 4093},
+		{VIP: "10.96.0.53", Protocol: "TCP", Port: 53, Backends: []string{"10.244.2.20:53"}, AffinitySeconds: 3600, TableSize: 4093},
+		{VIP: "10.96.0.53", Protocol: "UDP", Port: 53, Backends: []string{"10.244.2.20:53"}, AffinitySeconds: 3600, TableSize: 4093},
+		{VIP: "192.168.50.1", Protocol: "TCP", Port: 30080, Backends: []string{"10.244.1.10:8080"}, External: true, Local: true, TableSize: 4093},
+		{VIP: "192.168.50.100", Protocol: "TCP", Port: 80, Backends: []string{"10.244.1.10:8080"}, External: true, Local: true, TableSize: 4093},
+		{VIP: "fd00:96::10", Protocol: "TCP", Port: 80, Backends: []string{"[fd00:244:1::10]:8080"}, TableSize: 4093},
+	}}
+	if diff := cmp.Diff(wantFirst, services()); diff != "" {
+		t.Errorf("services at start (-want +got):\n%s", diff)
+	}
+	if out := view(nil, "services"); !strings.Contains(out, "192.168.50.1    TCP       30080  10.244.1.10:8080") {
+		t.Errorf("services table:\n%s", out)
+	}
+	var st api.Status
+	if view(&st, "status", "-o", "json"); st.Tables["services"] != 6 {
+		t.Errorf("status: tables %v; want 6 services", st.Tables)
+	}
+	if !strings.Contains(d.Log(), "external_ips=[192.168.50.100/32]") {
+		t.Errorf("ringnetd did not have the uplink redirect the external IP:\n%s", d.Log())
+	}
+
+	// Reload: web's endpoint on sa moves, dns goes, node sc comes.
+	const web2 = webHead + `  - {address: 10.244.1.11, node: sa}
+  - {address: 10.244.2.10, node: sb}
+`
+	const sc = "- {name: sc, address: 192.168.50.3/24, podCIDRs: [10.244.3.0/24]}\n"
+	if err := d.ReplaceCluster([]byte(nodes + sc + "services:\n" + web2)); err != nil {
+		t.Fatal(err)
+	}
+	wantSecond := api.ServiceList{Generation: 2, Services: []api.Service{
+		{VIP: "10.96.0.10", Protocol: "TCP", Port: 80, Backends: []string{"10.244.1.11:8080", "10.244.2.10:8080"}, TableSize: 4093},
+		{VIP: "192.168.50.1", Protocol: "TCP", Port: 30080, Backends: []string{"10.244.1.11:8080"}, External: true, Local: true, TableSize: 4093},
+		{VIP: "192.168.50.100", Protocol: "TCP", Port: 80, Backends: []string{"10.244.1.11:8080"}, External: true, Local: true, TableSize: 4093},
+		{VIP: "fd00:96::10", Protocol: "TCP", Port: 80, Backends: []string{}},
+	}}
+	if diff := cmp.Diff(wantSecond, services()); diff != "" {
+		t.Errorf("services after the reload (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(d.Log(), "entries=4 backends=4 added=0 removed=2 changed=4") {
+		t.Errorf("ringnetd did not log the changes:\n%s", d.Log())
+	}
+	var ps api.PeerList
+	view(&ps, "peers", "-o", "json")
+	if len(ps.Peers) != 2 || ps.Peers[1].Name != "sc" {
+		t.Errorf("peers after the reload: %+v; want sb and sc", ps.Peers)
+	}
+
+	// Refused: nothing changes.
+	for _, bad := range []struct{ name, file, want string }{
+		{"invalid", nodes + "services:\n" + strings.Replace(web2, "nodePort: 30080", "nodePort: 80", 1),
+			"services[0].ports[0].nodePort: 80 is outside the NodePort range 30000-32767"},
+		{"own entry changed", strings.Replace(nodes, "192.168.50.1/24", "192.168.50.9/24", 1) + "services:\n" + web2,
+			"this node's own entry (sa) changed"},
+		{"not YAML", "nodes: [", "line 1"},
+	} {
+		err := d.ReplaceCluster([]byte(bad.file))
+		if err == nil || !strings.Contains(err.Error(), bad.want) || !strings.Contains(err.Error(), "nothing changed") {
+			t.Errorf("%s file: Reload = %v; want an error saying %q and that nothing changed", bad.name, err, bad.want)
+		}
+		if diff := cmp.Diff(wantSecond, services()); diff != "" {
+			t.Errorf("services after the %s file (-want +got):\n%s", bad.name, diff)
+		}
+	}
+	view(&ps, "peers", "-o", "json")
+	if len(ps.Peers) != 2 {
+		t.Errorf("peers after the refused files: %+v; want sb and sc", ps.Peers)
+	}
+	// And no services at all: an empty table, published.
+	if err := d.ReplaceCluster([]byte(nodes)); err != nil {
+		t.Fatal(err)
+	}
+	if l := services(); l.Generation != 3 || len(l.Services) != 0 {
+		t.Errorf("services after a file without any: %+v; want generation 3, none", l)
+	}
+	if out := view(nil, "services"); out != "No services: the service table (generation 3) is empty.\n" {
+		t.Errorf("services table: %q", out)
+	}
+	if !d.Running() {
+		t.Fatalf("ringnetd stopped:\n%s", d.Log())
 	}
 }

@@ -1,8 +1,8 @@
 // Command ringnet is ringnet's command-line tool. It shows what ringnetd
 // is doing, asking it over its socket (status, endpoints, routes, peers,
-// stats: a table by default, JSON with --output json), and it sets up and
-// tears down pod ports by hand, exactly as the CNI plugin does: see
-// "ringnet help".
+// services, stats: a table by default, JSON with --output json), and it
+// sets up and tears down pod ports by hand, exactly as the CNI plugin
+// does: see "ringnet help".
 package main
 
 import (
@@ -26,12 +26,13 @@ Usage:
   ringnet endpoints  [flags]   local pod addresses: port, interface, MAC, pod
   ringnet routes     [flags]   route table: prefix, kind, peer node, tunnel
   ringnet peers      [flags]   other nodes: address, tunnel, next-hop MAC, VTEP MAC
+  ringnet services   [flags]   service table: address, protocol, port, backends, affinity, external policy
   ringnet stats      [flags]   counters: per port, per worker, per reason (--all: zero ones too)
-  ringnet policy | services | flows    not available in this version (exit status 2)
+  ringnet policy | flows       not available in this version (exit status 2)
   ringnet pod add --netns PATH --host-if NAME --ipv4 ADDR [--ipv6 ADDR] [flags]
   ringnet pod del --host-if NAME
 
-Flags of status, endpoints, routes, peers and stats:
+Flags of status, endpoints, routes, peers, services and stats:
   --socket PATH        ringnetd's socket (default /run/ringnet/ringnet.sock)
   -o, --output FORMAT  table (default) or json
 

@@ -29,6 +29,7 @@ var queries = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"endpoints": endpoints,
 	"routes":    routes,
 	"peers":     peers,
+	"services":  services,
 	"stats":     statsCmd,
 }
 
@@ -62,6 +63,14 @@ func peers(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return show(q, stdout, (*api.Client).Peers, peersTable)
+}
+
+func services(args []string, stdout, stderr io.Writer) error {
+	q, err := parseQuery("services", "the service table: each address, protocol and port of a service, its backends, session affinity, external traffic policy and Maglev table size", args, stderr)
+	if q == nil {
+		return err
+	}
+	return show(q, stdout, (*api.Client).Services, servicesTable)
 }
 
 func statsCmd(args []string, stdout, stderr io.Writer) error {
@@ -260,6 +269,39 @@ func peersTable(w io.Writer, l api.PeerList) error {
 			mac = "unresolved"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Address, p.Tunnel, mac, dash(p.VtepMAC), dash(strings.Join(p.PodCIDRs, ",")))
+	}
+	return tw.Flush()
+}
+
+func servicesTable(w io.Writer, l api.ServiceList) error {
+	if len(l.Services) == 0 {
+		msg := "No services: ringnetd has published no service table (its cluster file lists no services, or it runs without --cluster)."
+		if l.Generation > 0 {
+			msg = fmt.Sprintf("No services: the service table (generation %d) is empty.", l.Generation)
+		}
+		_, err := fmt.Fprintln(w, msg)
+		return err
+	}
+	tw := newTable(w)
+	fmt.Fprintln(tw, "VIP\tPROTOCOL\tPORT\tBACKENDS\tAFFINITY\tEXTERNAL\tMAGLEV")
+	for _, s := range l.Services {
+		backends, affinity, external, maglev := "none", "-", "-", "-"
+		if len(s.Backends) > 0 {
+			backends = strings.Join(s.Backends, ",")
+		}
+		if s.AffinitySeconds > 0 {
+			affinity = fmt.Sprintf("%ds", s.AffinitySeconds)
+		}
+		switch {
+		case s.External && s.Local:
+			external = "Local"
+		case s.External:
+			external = "Cluster"
+		}
+		if s.TableSize > 0 {
+			maglev = fmt.Sprint(s.TableSize)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", s.VIP, s.Protocol, s.Port, backends, affinity, external, maglev)
 	}
 	return tw.Flush()
 }

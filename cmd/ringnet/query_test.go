@@ -76,6 +76,13 @@ func (f fake) Peers(context.Context) (api.PeerList, error) {
 	return fakePeers, nil
 }
 
+func (f fake) Services(context.Context) (api.ServiceList, error) {
+	if f.empty {
+		return api.ServiceList{Services: []api.Service{}}, nil
+	}
+	return fakeServices, nil
+}
+
 func (f fake) Stats(context.Context) (api.Stats, error) {
 	st := fakeStats()
 	if f.empty {
@@ -105,6 +112,13 @@ var (
 		{Prefix: "10.244.3.0/24", Kind: api.RouteRemoteNode, Peer: "node-c", PeerAddress: "192.168.60.1", Tunnel: api.TunnelIPIP},
 		{Prefix: "10.244.9.9/32", Kind: api.RouteLocalPort, Port: &port7},
 		{Prefix: "fd00:244:2::/64", Kind: api.RouteRemoteNode, Peer: "node-b", PeerAddress: "192.168.50.2", Tunnel: api.TunnelVXLAN},
+	}}
+	fakeServices = api.ServiceList{Generation: 4, Services: []api.Service{
+		{VIP: "10.96.0.10", Protocol: "TCP", Port: 80, Backends: []string{"10.244.1.2:8080", "10.244.2.3:8080"}, TableSize: 4093},
+		{VIP: "10.96.0.10", Protocol: "UDP", Port: 53, Backends: []string{"10.244.1.2:53"}, AffinitySeconds: 10800, TableSize: 4093},
+		{VIP: "192.168.50.1", Protocol: "TCP", Port: 30080, Backends: []string{"10.244.1.2:8080"}, External: true, Local: true, TableSize: 4093},
+		{VIP: "192.168.50.100", Protocol: "TCP", Port: 80, Backends: []string{}, External: true},
+		{VIP: "fd00:96::10", Protocol: "TCP", Port: 80, Backends: []string{"[fd00:244:1::2]:8080"}, TableSize: 4093},
 	}}
 	fakePeers = api.PeerList{Peers: []api.Peer{
 		{Name: "node-b", Address: "192.168.50.2", Tunnel: api.TunnelVXLAN, NextHopMAC: "02:aa:00:00:00:02", Resolved: true,
@@ -191,6 +205,14 @@ NAME    ADDRESS       TUNNEL  NEXT-HOP MAC       VTEP MAC           POD CIDRS
 node-b  192.168.50.2  VXLAN   02:aa:00:00:00:02  02:aa:00:00:00:02  10.244.2.0/24,fd00:244:2::/64
 node-c  192.168.60.1  IPIP    unresolved         -                  10.244.3.0/24
 `},
+		{[]string{"services"}, `
+VIP             PROTOCOL  PORT   BACKENDS                         AFFINITY  EXTERNAL  MAGLEV
+10.96.0.10      TCP       80     10.244.1.2:8080,10.244.2.3:8080  -         -         4093
+10.96.0.10      UDP       53     10.244.1.2:53                    10800s    -         4093
+192.168.50.1    TCP       30080  10.244.1.2:8080                  -         Local     4093
+192.168.50.100  TCP       80     none                             -         Cluster   -
+fd00:96::10     TCP       80     [fd00:244:1::2]:8080             -         -         4093
+`},
 		{[]string{"stats"}, `
 PORT           ID     KIND    RX FRAMES  TX FRAMES  XSK DROPS  FILL RING EMPTY
 rn3f2a9c0d1e4  0      pod     1200       1180       3          1
@@ -254,6 +276,7 @@ func TestEmptyTables(t *testing.T) {
 		"peers":     "No peers: no other node is known",
 		"status":    "uplink               none (not in a cluster: no --cluster or --kubernetes)\npeers                0\n",
 		"stats":     "(no ports)\n",
+		"services":  "No services: ringnetd has published no service table (its cluster file lists no services, or it runs without --cluster).\n",
 	} {
 		out, _, err := ringnet(t, cmd, "--socket", sock)
 		if err != nil || !strings.Contains(out, want) {
@@ -263,6 +286,12 @@ func TestEmptyTables(t *testing.T) {
 	out, _, _ := ringnet(t, "stats", "--socket", sock)
 	if !strings.Contains(out, "(no frames yet)") {
 		t.Errorf("stats with no frames printed\n%s", out)
+	}
+	// A table published with no entries is not "no table".
+	var b bytes.Buffer
+	if err := servicesTable(&b, api.ServiceList{Generation: 5, Services: []api.Service{}}); err != nil ||
+		b.String() != "No services: the service table (generation 5) is empty.\n" {
+		t.Errorf("services, empty table: %v, printed %q", err, b.String())
 	}
 }
 
@@ -287,6 +316,7 @@ func TestJSON(t *testing.T) {
 	check([]string{"endpoints", "-o", "json"}, &api.EndpointList{}, &fakeEndpoints)
 	check([]string{"routes", "-o=json"}, &api.RouteList{}, &fakeRoutes)
 	check([]string{"peers", "--output=json"}, &api.PeerList{}, &fakePeers)
+	check([]string{"services", "-o", "json"}, &api.ServiceList{}, &fakeServices)
 	all := fakeStats()
 	check([]string{"stats", "-o", "json", "--all"}, &api.Stats{}, &all)
 	nonZero := fakeStats()
@@ -339,13 +369,12 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-// TestUnavailable: policy, services and flows say what is missing and exit
-// with status 2, whatever their arguments.
+// TestUnavailable: policy and flows say what is missing and exit with
+// status 2, whatever their arguments.
 func TestUnavailable(t *testing.T) {
 	for cmd, want := range map[string]string{
-		"policy":   "NetworkPolicy",
-		"services": "Services",
-		"flows":    "flow log",
+		"policy": "NetworkPolicy",
+		"flows":  "flow log",
 	} {
 		_, _, err := ringnet(t, cmd, "--follow")
 		var u *unavailableError

@@ -18,10 +18,6 @@ var unavailable = map[string]*unavailableError{
 	"policy": {"policy", "the CLI's view of NetworkPolicy is not built yet (missing feature: what an endpoint may " +
 		"reach and why). ringnetd --kubernetes does enforce NetworkPolicy; its drops are counted as policy_denied " +
 		"in `ringnet stats`"},
-	"services": {"services", "ringnetd does not load-balance Services yet " +
-		"(missing feature: Services in the fast path, Maglev and NAT; tables/service exists but the agent fills " +
-		"no service table), so pods' traffic to Service addresses goes to the node's kernel through the slow path, " +
-		"like that to any address ringnet does not route (no_route in ringnet stats)"},
 	"flows": {"flows", "ringnetd keeps no flow log yet " +
 		"(missing feature: the flow log, and with it flows --follow and its filters); " +
 		"per-reason counts are in ringnet stats"},

@@ -1,11 +1,12 @@
 package main
 
-// Cross-node: where the cluster comes from (a static file, or the
-// Kubernetes API), the uplink, and the routes to the other nodes' pods,
-// kept current as the cluster changes and the underlay's neighbours
-// resolve.
+// Cross-node: where the cluster comes from (a static file, reread on
+// SIGHUP, or the Kubernetes API), the uplink, the routes to the other
+// nodes' pods and the services, kept current as the cluster changes and
+// the underlay's neighbours resolve.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -68,9 +69,10 @@ type crossNode struct {
 	uplink *net.Interface
 	mtu    int // pods' MTU: the uplink's less the largest tunnel overhead in use
 
-	static *cluster.Cluster // from --cluster; nil with --kubernetes
+	static *cluster.Cluster // from --cluster, replaced by reload; nil with --kubernetes
 	kube   k8s.Interface    // with --kubernetes
 	flags  *clusterFlags
+	svc    *serviceCompiler // made by start
 
 	dp  *pipeline.Dataplane
 	sp  *slowpath.SlowPath
@@ -119,6 +121,22 @@ func loadCluster(cf *clusterFlags, log *slog.Logger) (*crossNode, error) {
 }
 
 func (x *crossNode) loadFile(path, name string) error {
+	c, self, err := readClusterFile(path, name)
+	if err != nil {
+		return err
+	}
+	if self.Backend != cluster.BackendRingnet {
+		return fmt.Errorf("node %s has backend %q in the cluster file; ringnetd runs ringnet nodes", name, self.Backend)
+	}
+	x.static, x.self, x.tunnel = c, *self, c.Tunnel
+	x.uplink, err = findUplink(x.flags.uplink, self.Address.Addr())
+	return err
+}
+
+// readClusterFile reads the cluster file at path ("default": the embedded
+// one) and finds node name in it. Its errors name the file (cluster.Load
+// does) or --node.
+func readClusterFile(path, name string) (*cluster.Cluster, *cluster.Node, error) {
 	var c *cluster.Cluster
 	var err error
 	if path == "default" {
@@ -127,7 +145,7 @@ func (x *crossNode) loadFile(path, name string) error {
 		c, err = cluster.Load(path)
 	}
 	if err != nil {
-		return fmt.Errorf("--cluster: %w", err)
+		return nil, nil, err
 	}
 	self, ok := c.Node(name)
 	if !ok {
@@ -135,14 +153,64 @@ func (x *crossNode) loadFile(path, name string) error {
 		for _, n := range c.Nodes {
 			names = append(names, n.Name)
 		}
-		return fmt.Errorf("--node %q is not in the cluster file (its nodes: %v)", name, names)
+		return nil, nil, fmt.Errorf("--node %q is not in the cluster file (its nodes: %v)", name, names)
 	}
-	if self.Backend != cluster.BackendRingnet {
-		return fmt.Errorf("node %s has backend %q in the cluster file; ringnetd runs ringnet nodes", name, self.Backend)
+	return c, self, nil
+}
+
+// reload reads the cluster file again (SIGHUP) and applies its nodes and
+// services, if it parses and validates, and this node's own entry and the
+// tunnel are as they were (the uplink, the pods' addresses and MTU were
+// set from them at start: changing them takes a restart). Otherwise it
+// changes nothing, and its error says so and why. It runs on the main
+// goroutine, as start did.
+func (x *crossNode) reload() error {
+	c, svcs, err := x.readReload()
+	if err != nil {
+		return fmt.Errorf("%w; nothing changed", err)
 	}
-	x.static, x.self, x.tunnel = c, *self, c.Tunnel
-	x.uplink, err = findUplink(x.flags.uplink, self.Address.Addr())
-	return err
+	if err := x.update(c); err != nil {
+		return fmt.Errorf("apply the nodes: %w", err)
+	}
+	x.static = c
+	if o := x.uplink.MTU - maxOverhead(x.tunnel, c); o < x.mtu {
+		x.log.Warn("the cluster file's nodes need a smaller pod MTU than this node hands out (a Flannel node joined: VXLAN to it); "+
+			"restart ringnetd to hand out the smaller one (pods made earlier keep theirs)", "pod_mtu", x.mtu, "tunnel_mtu", o)
+	}
+	if err := x.svc.publish(svcs); err != nil {
+		return fmt.Errorf("the nodes are applied, the services not: %w", err)
+	}
+	return nil
+}
+
+// readReload reads and checks the cluster file for reload, and compiles
+// its services, changing nothing.
+func (x *crossNode) readReload() (*cluster.Cluster, *compiledServices, error) {
+	if x.static == nil {
+		return nil, nil, errors.New("the cluster comes from the Kubernetes API, not a file")
+	}
+	c, self, err := readClusterFile(x.flags.path, x.self.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !sameNode(self, &x.self) {
+		return nil, nil, fmt.Errorf("this node's own entry (%s) changed: its address, pod CIDRs, backend and vtepMAC are applied at start only; restore it, or restart ringnetd", x.self.Name)
+	}
+	if c.Tunnel != x.tunnel {
+		return nil, nil, fmt.Errorf("the tunnel section changed (%+v, was %+v): it is applied at start only; restore it, or restart ringnetd", c.Tunnel, x.tunnel)
+	}
+	svcs, err := x.svc.compile(c.Services)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, svcs, nil
+}
+
+// sameNode reports whether a and b are the same node as far as the
+// dataplane is concerned.
+func sameNode(a, b *cluster.Node) bool {
+	return a.Name == b.Name && a.Address == b.Address && slices.Equal(a.PodCIDRs, b.PodCIDRs) &&
+		a.Backend == b.Backend && bytes.Equal(a.VtepMAC, b.VtepMAC)
 }
 
 func (x *crossNode) loadKube(cf *clusterFlags, name string) error {
@@ -280,9 +348,9 @@ func (x *crossNode) apply(fs *flag.FlagSet, cni *cniFlags, log *slog.Logger) err
 }
 
 // start attaches the uplink, starts tracking the peers' next hops and
-// follows the cluster: once for a file, as it changes for Kubernetes. The
-// returned stop ends it all but the uplink (the dataplane's Close
-// detaches that).
+// follows the cluster, its nodes and services: from a file at start (and
+// on SIGHUP: reload), from Kubernetes as it changes. The returned stop
+// ends it all but the uplink (the dataplane's Close detaches that).
 func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath, m *metrics.Metrics) (stop func(), err error) {
 	x.dp, x.sp, x.m = dp, sp, m
 	spec := pipeline.UplinkSpec{
@@ -318,8 +386,18 @@ func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath, m *metr
 			x.mu.Unlock()
 		}
 	})
+	x.svc = &serviceCompiler{self: &x.self, dp: dp, m: m, log: x.log}
+	wg.Go(func() { sweepConntrack(ctx, dp) })
 	if x.static != nil {
 		if err := x.update(x.static); err != nil {
+			stop()
+			return nil, err
+		}
+		svcs, err := x.svc.compile(x.static.Services)
+		if err == nil {
+			err = x.svc.publish(svcs)
+		}
+		if err != nil {
 			stop()
 			return nil, err
 		}
@@ -351,7 +429,11 @@ func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath, m *metr
 			x.log.Error("NetworkPolicy source stopped", "err", err)
 		}
 	})
-	wg.Go(func() { sweepConntrack(ctx, dp) })
+	wg.Go(func() {
+		if err := src.RunServices(ctx, x.svc.update); err != nil && ctx.Err() == nil {
+			x.log.Error("Services source stopped", "err", err)
+		}
+	})
 	return stop, nil
 }
 
@@ -396,6 +478,11 @@ func (x *crossNode) update(c *cluster.Cluster) error {
 	for _, p := range peers {
 		if !slices.ContainsFunc(x.peers, func(q pipeline.Peer) bool { return q.Name == p.Name && q.Address == p.Address && q.Tunnel == p.Tunnel }) {
 			x.log.Info("peer", "node", p.Name, "address", p.Address, "tunnel", p.Tunnel)
+		}
+	}
+	for _, q := range x.peers {
+		if !slices.ContainsFunc(peers, func(p pipeline.Peer) bool { return p.Name == q.Name }) {
+			x.log.Info("peer removed", "node", q.Name, "address", q.Address)
 		}
 	}
 	x.peers, x.table = peers, table

@@ -4,8 +4,10 @@
 // uplink, and the TAP slow path, in one process.
 //
 // Run it inside the node's network namespace. SIGUSR1 prints the per-port and
-// per-reason counters; SIGINT and SIGTERM detach every XDP program, close
-// every socket, print the counters and exit.
+// per-reason counters; SIGHUP reads the cluster file (--cluster) again and
+// applies its nodes and services, or keeps everything as it was if the file
+// is not valid; SIGINT and SIGTERM detach every XDP program, close every
+// socket, print the counters and exit.
 package main
 
 import (
@@ -50,7 +52,8 @@ With --cluster the node's pod CIDRs come from the cluster file (see
 agent/cluster and docs/cross-node.md) and pods on the other nodes are reached
 through the uplink: VXLAN, IPIP or direct routing per node pair, as the file's
 tunnel mode says, Flannel's VXLAN nodes included. The pods' MTU is the
-uplink's less the tunnel overhead unless --mtu says otherwise.
+uplink's less the tunnel overhead unless --mtu says otherwise. The file's
+services are load-balanced by the fast path (see ringnet services).
 
 FILE (YAML or JSON):
   pods:
@@ -60,7 +63,9 @@ FILE (YAML or JSON):
     ipv4: 10.244.0.10
     ipv6: "fd00::a"             # optional
 
-Signals: SIGUSR1 prints counters; SIGINT/SIGTERM detach everything and exit.
+Signals: SIGUSR1 prints counters; SIGHUP rereads the cluster file (its nodes
+and services; if it does not validate, nothing changes and the log says why);
+SIGINT/SIGTERM detach everything and exit.
 
 Flags:
 `
@@ -186,7 +191,7 @@ func run(args []string, out io.Writer) error {
 		defer stopPeers()
 	}
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGHUP)
 	for _, p := range pods {
 		port, err := dp.AddPort(p)
 		if err != nil {
@@ -208,14 +213,33 @@ func run(args []string, out io.Writer) error {
 		"cpus", *cpus, "xdp_mode", mode, "bind", bm)
 	m.SetReady(true)
 	for sig := range sigs {
-		if sig == syscall.SIGUSR1 {
+		switch sig {
+		case syscall.SIGUSR1:
 			writeCounters(out, dp)
+			continue
+		case syscall.SIGHUP:
+			reload(x, log)
 			continue
 		}
 		log.Info("shutting down", "signal", sig)
 		return nil
 	}
 	return nil
+}
+
+// reload rereads the cluster file on SIGHUP and logs the outcome, the
+// line internal/ringnode's Reload waits for: "cluster file reloaded", or
+// "cluster file reload failed" with the reason.
+func reload(x *crossNode, log *slog.Logger) {
+	if x == nil {
+		log.Warn("cluster file reload failed: SIGHUP rereads the cluster file of --cluster, and ringnetd runs without one; nothing changed")
+		return
+	}
+	if err := x.reload(); err != nil {
+		log.Error("cluster file reload failed", "file", x.flags.path, "err", err)
+		return
+	}
+	log.Info("cluster file reloaded", "file", x.flags.path, "nodes", len(x.static.Nodes), "services", len(x.static.Services))
 }
 
 func readPods(path string) ([]pipeline.PortSpec, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	agentd "github.com/ringnet/ringnet/agent/daemon"
 	"github.com/ringnet/ringnet/agent/metrics"
 	"github.com/ringnet/ringnet/fastpath/pipeline"
 )
@@ -27,7 +28,7 @@ func addMetricsFlags(fs *flag.FlagSet) *metricsFlags {
 // not anyone scrapes. stop stops the server.
 func startMetrics(c *metricsFlags, dp *pipeline.Dataplane, log *slog.Logger) (stop func(), _ *metrics.Metrics, err error) {
 	m := metrics.New(dp, metrics.Options{
-		Tables: dp.TableSizes,
+		Tables: func() map[string]int { return agentd.TableSizes(dp) },
 		Logger: log,
 	})
 	if c.addr == "" {

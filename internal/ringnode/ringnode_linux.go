@@ -7,7 +7,9 @@
 // A [Daemon] owns its ringnetd process, its state directory and the pods
 // it created; [Daemon.Stop] deletes the pods (CNI DEL), stops ringnetd
 // with SIGTERM and removes the pods' namespaces. The topology's Close
-// removes the rest.
+// removes the rest. [Daemon.Reload] has ringnetd reread its cluster file
+// (SIGHUP), and [Daemon.ReplaceCluster] writes a new one first: how a test
+// gives services endpoints that are pods it made.
 package ringnode
 
 import (
@@ -51,7 +53,7 @@ func Build(dir string) (Binaries, error) {
 
 // Options configure a Daemon.
 type Options struct {
-	Cluster    string   // path of the cluster file
+	Cluster    string   // path of the cluster file (see also Daemon.ReplaceCluster)
 	Kubeconfig string   // instead of Cluster: learn the cluster from this API server (--kubernetes)
 	NodeName   string   // the node's name in the cluster (default: the topology node's)
 	Args       []string // more ringnetd flags, e.g. --workers 2
@@ -63,11 +65,12 @@ type Daemon struct {
 	Socket string
 	State  string
 
-	bins Binaries
-	args []string // ringnetd's flags, for Restart
-	cmd  *exec.Cmd
-	done chan error
-	out  *LogBuffer
+	bins    Binaries
+	args    []string // ringnetd's flags, for Restart
+	cluster string   // Options.Cluster
+	cmd     *exec.Cmd
+	done    chan error
+	out     *LogBuffer
 
 	mu   sync.Mutex
 	pods []*Pod
@@ -96,6 +99,8 @@ func Start(ctx context.Context, bins Binaries, n *topo.Node, o Options) (*Daemon
 	args := []string{"--cluster", o.Cluster}
 	if o.Kubeconfig != "" {
 		args = []string{"--kubernetes", "--kubeconfig", o.Kubeconfig, "--uplink", n.Uplink}
+	} else {
+		d.cluster = o.Cluster
 	}
 	name := n.Name
 	if o.NodeName != "" {
@@ -153,6 +158,66 @@ func (d *Daemon) launch(ctx context.Context) error {
 			return fmt.Errorf("ringnetd on %s not serving after 20s:\n%s", n.Name, d.Log())
 		}
 	}
+}
+
+// Reload has ringnetd reread its cluster file (SIGHUP) and waits until it
+// says how that went: nil once it applied the file, or an error with
+// ringnetd's reason when it kept the cluster as it was.
+func (d *Daemon) Reload() error {
+	const reloaded, failed = `msg="cluster file reloaded"`, `msg="cluster file reload failed`
+	if d.cluster == "" {
+		return fmt.Errorf("ringnetd on %s has no cluster file to reload (it learns the cluster from Kubernetes)", d.Node.Name)
+	}
+	outcomes := func(log string) int { return strings.Count(log, reloaded) + strings.Count(log, failed) }
+	before := outcomes(d.Log())
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		return fmt.Errorf("SIGHUP ringnetd on %s: %w", d.Node.Name, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		log := d.Log()
+		if outcomes(log) > before {
+			// The last outcome is this reload's: reloads are one at a
+			// time, on ringnetd's main goroutine.
+			i := max(strings.LastIndex(log, reloaded), strings.LastIndex(log, failed))
+			line, _, _ := strings.Cut(log[strings.LastIndex(log[:i], "\n")+1:], "\n")
+			if strings.Contains(line, failed) {
+				return fmt.Errorf("ringnetd on %s: %s", d.Node.Name, line)
+			}
+			return nil
+		}
+		if !d.running() {
+			return fmt.Errorf("ringnetd on %s exited on SIGHUP:\n%s", d.Node.Name, log)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("ringnetd on %s said nothing of a reload within 10s of SIGHUP:\n%s", d.Node.Name, log)
+		}
+	}
+}
+
+// ReplaceCluster writes data over ringnetd's cluster file (Options.Cluster,
+// atomically: a reader sees the old file or the new) and reloads it: the
+// error is Reload's. A file that other daemons read changes for them too,
+// each applying it at its own Reload.
+func (d *Daemon) ReplaceCluster(data []byte) error {
+	if d.cluster == "" || d.cluster == "default" {
+		return fmt.Errorf("ringnetd on %s reads no cluster file of its own to replace (--cluster %q)", d.Node.Name, d.cluster)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(d.cluster), ".cluster-*.yaml")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), d.cluster)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("replace the cluster file %s: %w", d.cluster, err)
+	}
+	return d.Reload()
 }
 
 // Log returns what ringnetd has written so far.

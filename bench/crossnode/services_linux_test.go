@@ -1,0 +1,381 @@
+package main
+
+// End-to-end tests of Services and egress masquerade: ringnetd on two
+// nodes with services in the cluster file, TCP servers in pods that greet
+// each connection with their name and the client address they see, a
+// client pod, and a host outside the cluster (a plain namespace on the
+// underlay) for NodePorts and masquerade.
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringnet/ringnet/internal/topo"
+)
+
+// greeter serves TCP on port in namespace ns until the test ends: each
+// connection is greeted with "name client-address\n", then echoed.
+func greeter(t *testing.T, ns, name string, port int) {
+	t.Helper()
+	var ln net.Listener
+	if err := topo.Do(ns, func() (err error) {
+		ln, err = net.Listen("tcp", fmt.Sprintf(":%d", port))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap())
+				buf := make([]byte, 256)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					c.Write(buf[:n])
+				}
+			}()
+		}
+	}()
+}
+
+// udpGreeter answers every UDP datagram to port in namespace ns with its
+// name, until the test ends.
+func udpGreeter(t *testing.T, ns, name string, port int) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := topo.Do(ns, func() (err error) {
+		pc, err = net.ListenPacket("udp", fmt.Sprintf(":%d", port))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo([]byte(name), from)
+		}
+	}()
+}
+
+// udpFlow is a UDP socket connected to a service: one flow, whose 5-tuple
+// stays while the socket lives.
+type udpFlow struct{ c net.Conn }
+
+func newUDPFlow(t *testing.T, ns string, addr netip.AddrPort) *udpFlow {
+	t.Helper()
+	var c net.Conn
+	if err := topo.Do(ns, func() (err error) {
+		c, err = net.Dial("udp", addr.String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &udpFlow{c}
+}
+
+// who asks the flow's backend its name ("" if no answer within a second).
+func (f *udpFlow) who() string {
+	buf := make([]byte, 64)
+	for range 3 {
+		f.c.SetDeadline(time.Now().Add(time.Second))
+		f.c.Write([]byte("who"))
+		if n, err := f.c.Read(buf); err == nil {
+			return string(buf[:n])
+		}
+	}
+	return ""
+}
+
+// session is a connection to a greeter.
+type session struct {
+	conn   net.Conn
+	r      *bufio.Reader
+	server string     // the greeter's name
+	client netip.Addr // the client address the greeter saw
+}
+
+// dial connects from namespace ns to addr and reads the greeting.
+func dial(ns string, addr netip.AddrPort) (*session, error) {
+	var c net.Conn
+	if err := topo.Do(ns, func() (err error) {
+		c, err = net.DialTimeout("tcp", addr.String(), 3*time.Second)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("greeting from %v: %w", addr, err)
+	}
+	f := strings.Fields(line)
+	if len(f) != 2 {
+		c.Close()
+		return nil, fmt.Errorf("greeting from %v: %q", addr, line)
+	}
+	client, err := netip.ParseAddr(f[1])
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &session{conn: c, r: r, server: f[0], client: client}, nil
+}
+
+// echo checks that the session still carries data both ways.
+func (s *session) echo() error {
+	s.conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(s.conn, "ping %s\n", s.server); err != nil {
+		return err
+	}
+	line, err := s.r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "ping "+s.server+"\n" {
+		return fmt.Errorf("echo %q", line)
+	}
+	return nil
+}
+
+// greet dials and closes, returning who answered and whom they saw.
+func greet(t *testing.T, ns string, addr netip.AddrPort) (server string, client netip.Addr) {
+	t.Helper()
+	s, err := dial(ns, addr)
+	if err != nil {
+		t.Fatalf("connect from %s to %v: %v", ns, addr, err)
+	}
+	s.conn.Close()
+	return s.server, s.client
+}
+
+// waitService retries dialling addr from ns until a greeting comes back
+// (the daemons apply a reloaded file asynchronously).
+func waitService(t *testing.T, ns string, addr netip.AddrPort) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		s, err := dial(ns, addr)
+		if err == nil {
+			s.conn.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("service %v from %s never answered: %v", addr, ns, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+const servicesBase = `
+services:
+- name: web
+  clusterIPs: [10.96.0.10]
+  ports: [{name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30080}]
+  endpoints: %s
+- name: web-local
+  clusterIPs: [10.96.0.11]
+  ports: [{name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30081}]
+  externalTrafficPolicy: Local
+  endpoints: %s
+- name: sticky
+  clusterIPs: [10.96.0.12]
+  ports: [{name: http, protocol: TCP, port: 80, targetPort: 8080}]
+  sessionAffinity: ClientIP
+  endpoints: %s
+- name: self
+  clusterIPs: [10.96.0.13]
+  ports: [{name: http, protocol: TCP, port: 80, targetPort: 8080}]
+  endpoints: %s
+- name: dns
+  clusterIPs: [10.96.0.14]
+  ports: [{name: dns, protocol: UDP, port: 53, targetPort: 5353}]
+  endpoints: %[1]s
+`
+
+func epList(eps ...string) string { return "[" + strings.Join(eps, ", ") + "]" }
+
+func epYAML(addr netip.Addr, node string) string {
+	return fmt.Sprintf("{address: %s, node: %s}", addr, node)
+}
+
+func TestServices(t *testing.T) {
+	c := startCluster(t, "vxlan", []nodeSpec{
+		{name: "node-a", addr: "192.168.50.1/24", pod4: "10.244.1.0/24"},
+		{name: "node-b", addr: "192.168.50.2/24", pod4: "10.244.2.0/24"},
+	})
+	ext, err := c.topo.AddNode("ext", netip.MustParsePrefix("192.168.50.9/24"), topo.NodeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1, a2, b1 := c.addPod("node-a", "a1"), c.addPod("node-a", "a2"), c.addPod("node-b", "b1")
+	client := c.addPod("node-a", "client")
+	for _, p := range []struct{ ns, name string }{{a1.NS, "a1"}, {a2.NS, "a2"}, {b1.NS, "b1"}} {
+		greeter(t, p.ns, p.name, 8080)
+		udpGreeter(t, p.ns, p.name, 5353)
+	}
+	all := epList(epYAML(a1.IPv4, "node-a"), epYAML(a2.IPv4, "node-a"), epYAML(b1.IPv4, "node-b"))
+	base, err := os.ReadFile(c.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := func(eps string) {
+		t.Helper()
+		file := string(base) + fmt.Sprintf(servicesBase, eps, all, all, epList(epYAML(a1.IPv4, "node-a")))
+		if err := os.WriteFile(c.file, []byte(file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range c.order {
+			if err := c.daemons[name].Reload(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	reload(all)
+	web := netip.MustParseAddrPort("10.96.0.10:80")
+	waitService(t, client.NS, web)
+
+	t.Run("ClusterIP spreads over every backend", func(t *testing.T) {
+		seen := map[string]int{}
+		for range 60 {
+			server, saw := greet(t, client.NS, web)
+			if saw != client.IPv4 {
+				t.Fatalf("%s saw the client as %v, want its own address %v", server, saw, client.IPv4)
+			}
+			seen[server]++
+		}
+		if len(seen) != 3 {
+			t.Errorf("60 connections reached %v; want all of a1, a2, b1", seen)
+		}
+	})
+	t.Run("hairpin", func(t *testing.T) {
+		if server, _ := greet(t, a1.NS, netip.MustParseAddrPort("10.96.0.13:80")); server != "a1" {
+			t.Errorf("a1 reaching its own service got %s", server)
+		}
+	})
+	t.Run("session affinity", func(t *testing.T) {
+		seen := map[string]int{}
+		for range 20 {
+			server, _ := greet(t, client.NS, netip.MustParseAddrPort("10.96.0.12:80"))
+			seen[server]++
+		}
+		if len(seen) != 1 {
+			t.Errorf("sessionAffinity ClientIP: 20 connections reached %v, want one backend", seen)
+		}
+	})
+	t.Run("NodePort from outside the cluster", func(t *testing.T) {
+		for _, node := range []string{"node-a", "node-b"} {
+			addr := netip.AddrPortFrom(c.nodes[node].Address.Addr(), 30080)
+			seen := map[string]int{}
+			for range 30 {
+				server, saw := greet(t, ext.NS, addr)
+				// externalTrafficPolicy Cluster: masqueraded to the node
+				// the client reached.
+				if saw != c.nodes[node].Address.Addr() {
+					t.Fatalf("via %s, %s saw the client as %v, want the node's address", node, server, saw)
+				}
+				seen[server]++
+			}
+			if len(seen) != 3 {
+				t.Errorf("via %s: 30 connections reached %v, want all three backends", node, seen)
+			}
+		}
+	})
+	t.Run("NodePort externalTrafficPolicy Local", func(t *testing.T) {
+		for range 10 {
+			server, saw := greet(t, ext.NS, netip.MustParseAddrPort("192.168.50.2:30081"))
+			if server != "b1" || saw != ext.Address.Addr() {
+				t.Fatalf("via node-b: %s saw the client as %v; want b1 (node-b's only backend) seeing %v", server, saw, ext.Address.Addr())
+			}
+		}
+	})
+	t.Run("egress masquerade", func(t *testing.T) {
+		greeter(t, ext.NS, "ext", 9090)
+		_, saw := greet(t, client.NS, netip.MustParseAddrPort("192.168.50.9:9090"))
+		if saw != c.nodes["node-a"].Address.Addr() {
+			t.Errorf("a server outside the cluster saw the pod as %v, want node-a's address", saw)
+		}
+	})
+	t.Run("removing a backend", func(t *testing.T) {
+		// UDP flows: those on the removed backend move, the others stay.
+		var flows []*udpFlow
+		before := map[*udpFlow]string{}
+		for range 30 {
+			f := newUDPFlow(t, client.NS, netip.MustParseAddrPort("10.96.0.14:53"))
+			if before[f] = f.who(); before[f] == "" {
+				t.Fatal("a UDP flow to the service got no answer")
+			}
+			flows = append(flows, f)
+		}
+		var open []*session
+		for range 30 {
+			s, err := dial(client.NS, web)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.conn.Close()
+			open = append(open, s)
+		}
+		reload(epList(epYAML(a1.IPv4, "node-a"), epYAML(b1.IPv4, "node-b")))
+		// The file is applied when new connections stop reaching a2.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			if server, _ := greet(t, client.NS, web); server != "a2" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("a2 still gets new connections 15 s after its removal")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		for range 30 {
+			if server, _ := greet(t, client.NS, web); server == "a2" {
+				t.Fatal("a new connection reached the removed backend a2")
+			}
+		}
+		moved := 0
+		for _, f := range flows {
+			now := f.who()
+			switch was := before[f]; {
+			case now == "" || now == "a2":
+				t.Errorf("a UDP flow that was on %s now reaches %q after a2's removal", was, now)
+			case was != "a2" && now != was:
+				t.Errorf("a UDP flow moved from %s to %s, though %s stayed", was, now, was)
+			case was == "a2":
+				moved++
+			}
+		}
+		if moved == 0 {
+			t.Logf("no UDP flow was on a2 (by chance): nothing moved")
+		}
+		// Open connections keep their backend, a2's included (it still
+		// runs: its connections drain).
+		for _, s := range open {
+			if err := s.echo(); err != nil {
+				t.Errorf("an open connection to %s broke after a2's removal: %v", s.server, err)
+			}
+		}
+	})
+}
