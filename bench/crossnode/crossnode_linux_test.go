@@ -49,7 +49,8 @@ func startCluster(t *testing.T, mode string, specs []nodeSpec, args ...string) *
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, name := range c.order {
-				t.Logf("ringnetd on %s:\n%s", name, c.daemons[name].Log())
+				cs, err := c.daemons[name].Counters()
+				t.Logf("ringnetd on %s (counters %v, %v):\n%s", name, cs, err, c.daemons[name].Log())
 			}
 		}
 		if err := c.stop(); err != nil {

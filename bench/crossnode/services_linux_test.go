@@ -223,27 +223,32 @@ func epYAML(addr netip.Addr, node string) string {
 
 func TestServices(t *testing.T) {
 	c := startCluster(t, "vxlan", []nodeSpec{
-		{name: "node-a", addr: "192.168.50.1/24", pod4: "10.244.1.0/24"},
-		{name: "node-b", addr: "192.168.50.2/24", pod4: "10.244.2.0/24"},
+		{name: "na", addr: "192.168.50.1/24", pod4: "10.244.1.0/24"},
+		{name: "nb", addr: "192.168.50.2/24", pod4: "10.244.2.0/24"},
 	})
 	ext, err := c.topo.AddNode("ext", netip.MustParsePrefix("192.168.50.9/24"), topo.NodeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a1, a2, b1 := c.addPod("node-a", "a1"), c.addPod("node-a", "a2"), c.addPod("node-b", "b1")
-	client := c.addPod("node-a", "client")
+	// The outside host's uplink is a veth standing in for a NIC: make its
+	// kernel finish checksums before it (see uplinkChecksums).
+	if err := uplinkChecksums(t.Context(), ext); err != nil {
+		t.Fatal(err)
+	}
+	a1, a2, b1 := c.addPod("na", "a1"), c.addPod("na", "a2"), c.addPod("nb", "b1")
+	client := c.addPod("na", "client")
 	for _, p := range []struct{ ns, name string }{{a1.NS, "a1"}, {a2.NS, "a2"}, {b1.NS, "b1"}} {
 		greeter(t, p.ns, p.name, 8080)
 		udpGreeter(t, p.ns, p.name, 5353)
 	}
-	all := epList(epYAML(a1.IPv4, "node-a"), epYAML(a2.IPv4, "node-a"), epYAML(b1.IPv4, "node-b"))
+	all := epList(epYAML(a1.IPv4, "na"), epYAML(a2.IPv4, "na"), epYAML(b1.IPv4, "nb"))
 	base, err := os.ReadFile(c.file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reload := func(eps string) {
 		t.Helper()
-		file := string(base) + fmt.Sprintf(servicesBase, eps, all, all, epList(epYAML(a1.IPv4, "node-a")))
+		file := string(base) + fmt.Sprintf(servicesBase, eps, all, all, epList(epYAML(a1.IPv4, "na")))
 		if err := os.WriteFile(c.file, []byte(file), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -286,7 +291,7 @@ func TestServices(t *testing.T) {
 		}
 	})
 	t.Run("NodePort from outside the cluster", func(t *testing.T) {
-		for _, node := range []string{"node-a", "node-b"} {
+		for _, node := range []string{"na", "nb"} {
 			addr := netip.AddrPortFrom(c.nodes[node].Address.Addr(), 30080)
 			seen := map[string]int{}
 			for range 30 {
@@ -307,15 +312,15 @@ func TestServices(t *testing.T) {
 		for range 10 {
 			server, saw := greet(t, ext.NS, netip.MustParseAddrPort("192.168.50.2:30081"))
 			if server != "b1" || saw != ext.Address.Addr() {
-				t.Fatalf("via node-b: %s saw the client as %v; want b1 (node-b's only backend) seeing %v", server, saw, ext.Address.Addr())
+				t.Fatalf("via nb: %s saw the client as %v; want b1 (nb's only backend) seeing %v", server, saw, ext.Address.Addr())
 			}
 		}
 	})
 	t.Run("egress masquerade", func(t *testing.T) {
 		greeter(t, ext.NS, "ext", 9090)
 		_, saw := greet(t, client.NS, netip.MustParseAddrPort("192.168.50.9:9090"))
-		if saw != c.nodes["node-a"].Address.Addr() {
-			t.Errorf("a server outside the cluster saw the pod as %v, want node-a's address", saw)
+		if saw != c.nodes["na"].Address.Addr() {
+			t.Errorf("a server outside the cluster saw the pod as %v, want na's address", saw)
 		}
 	})
 	t.Run("removing a backend", func(t *testing.T) {
@@ -338,7 +343,7 @@ func TestServices(t *testing.T) {
 			defer s.conn.Close()
 			open = append(open, s)
 		}
-		reload(epList(epYAML(a1.IPv4, "node-a"), epYAML(b1.IPv4, "node-b")))
+		reload(epList(epYAML(a1.IPv4, "na"), epYAML(b1.IPv4, "nb")))
 		// The file is applied when new connections stop reaching a2.
 		deadline := time.Now().Add(15 * time.Second)
 		for {

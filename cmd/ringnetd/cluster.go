@@ -17,6 +17,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +44,25 @@ type clusterFlags struct {
 	vxlanPort  uint
 	vni        uint
 	flannel    bool
+	masquerade bool
+	natPorts   portRange
+	nodePorts  portRange
+}
+
+// portRange is a flag.Value for a "first-last" port range.
+type portRange pipeline.PortRange
+
+func (r *portRange) String() string { return fmt.Sprintf("%d-%d", r.First, r.Last) }
+
+func (r *portRange) Set(s string) error {
+	a, b, ok := strings.Cut(s, "-")
+	first, err1 := strconv.ParseUint(a, 10, 16)
+	last, err2 := strconv.ParseUint(b, 10, 16)
+	if !ok || err1 != nil || err2 != nil || first == 0 || first > last {
+		return fmt.Errorf("%q is not a port range: want first-last, e.g. 30000-32767", s)
+	}
+	r.First, r.Last = uint16(first), uint16(last)
+	return nil
 }
 
 func addClusterFlags(fs *flag.FlagSet) *clusterFlags {
@@ -58,6 +78,11 @@ func addClusterFlags(fs *flag.FlagSet) *clusterFlags {
 	fs.UintVar(&c.vxlanPort, "vxlan-port", cluster.DefaultVXLANPort, "with --kubernetes: VXLAN UDP port (Flannel's: 8472)")
 	fs.UintVar(&c.vni, "vni", cluster.DefaultVNI, "with --kubernetes: VXLAN network identifier (Flannel's: 1)")
 	fs.BoolVar(&c.flannel, "flannel-compatible", true, "with --kubernetes: also publish Flannel's node annotations, so Flannel (vxlan) nodes reach this one")
+	fs.BoolVar(&c.masquerade, "masquerade", true, "masquerade pods' TCP and UDP to destinations outside the cluster (not a pod CIDR or node address) to this node's address")
+	c.natPorts = portRange(pipeline.DefaultNATPorts)
+	fs.Var(&c.natPorts, "nat-ports", "source ports of masqueraded connections, outside the node's net.ipv4.ip_local_port_range; the uplink hands replies to them to the fast path")
+	c.nodePorts = portRange(pipeline.DefaultNodePorts)
+	fs.Var(&c.nodePorts, "node-port-range", "the cluster's NodePort range (kube-apiserver --service-node-port-range)")
 	return c
 }
 
@@ -357,6 +382,7 @@ func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath, m *metr
 		Ifname: x.uplink.Name, Address: x.self.Address.Addr(),
 		VXLANPort: x.tunnel.VXLANPort, VNI: x.tunnel.VNI,
 		VtepMAC: x.self.VtepMAC, LocalPrefixes: x.self.PodCIDRs,
+		NodePorts: pipeline.PortRange(x.flags.nodePorts),
 	}
 	port, err := dp.AddUplink(spec)
 	if err != nil {
@@ -495,7 +521,21 @@ func (x *crossNode) update(c *cluster.Cluster) error {
 			return err
 		}
 	}
-	return nil
+	return x.setMasquerade(c)
+}
+
+// setMasquerade publishes what egress masquerade leaves alone: every
+// node's pod CIDRs and address.
+func (x *crossNode) setMasquerade(c *cluster.Cluster) error {
+	if !x.flags.masquerade {
+		return nil
+	}
+	m := &pipeline.Masquerade{Except: slices.Clone(x.self.PodCIDRs)}
+	for _, n := range c.Nodes {
+		m.Except = append(m.Except, n.PodCIDRs...)
+		m.Except = append(m.Except, netip.PrefixFrom(n.Address.Addr(), n.Address.Addr().BitLen()))
+	}
+	return x.dp.SetMasquerade(m)
 }
 
 // publishLocked publishes the peers with the next-hop MACs known. Caller

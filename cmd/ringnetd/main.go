@@ -162,6 +162,9 @@ func run(args []string, out io.Writer) error {
 		Gateway: pipeline.Gateway{MAC: [6]byte(podport.GatewayMAC), IPv4: podport.GatewayIPv4.As4(),
 			IPv6: podport.GatewayIPv6.As16()},
 	}
+	if x != nil {
+		cfg.NATPorts = pipeline.PortRange(x.flags.natPorts)
+	}
 	dp, err := pipeline.New(cfg)
 	if err != nil {
 		return err
