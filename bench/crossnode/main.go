@@ -1,23 +1,25 @@
 // Command crossnode is ringnet's cross-node benchmark: pod to pod between
-// two nodes on one underlay subnet (192.168.50.0/24), five datapaths
+// two nodes on one underlay subnet (192.168.50.0/24), six datapaths
 // measured in one run:
 //
 //	(a) kernel host-gw: Linux routing, as Flannel's host-gw backend
 //	(b) kernel VXLAN: Flannel's vxlan backend datapath (flannel.1)
 //	(c) ringnet direct, (d) ringnet VXLAN, (e) ringnet IPIP: ringnetd on
 //	    both nodes with a cluster file in that tunnel mode
+//	(f) ringnet ClusterIP: (d) with the sender sending to a ClusterIP
+//	    whose one backend is the receiver (64-byte pps only)
 //
 // Run it as root from the repository:
 //
 //	go run ./bench/crossnode [--runs 3] [--window 5s] [--tcp-time 4s] [--quiet-wait 1m]
-//	                         [--variants a,b,c,d,e] [--ringnetd-flags "..."] [--quick]
+//	                         [--variants a,b,c,d,e,f] [--ringnetd-flags "..."] [--quick]
 //	                         [--json FILE] [--markdown FILE]
 //
 // It builds ringnetd and the CNI plugin once, then one topology per
 // variant (internal/topo: an underlay bridge, two node namespaces, a
 // sender pod on n1 and a receiver pod on n2; the ringnet pods made by the
 // CNI plugin through libcni), all kept for the whole run. Rounds are
-// interleaved (a,b,c,d,e,a,b,...) so that machine noise hits all alike.
+// interleaved (a,b,c,d,e,f,a,b,...) so that machine noise hits all alike.
 // Each round of a variant measures, in order:
 //
 //   - 64-byte UDP packets per second: trafgen in the sender pod (one
@@ -90,12 +92,12 @@ func parseFlags(args []string) (options, error) {
 		vs[i] = program.Variant{ID: v.ID, Name: v.Name, Desc: v.Desc}
 	}
 	fs := program.NewFlagSet("./bench/crossnode", "Measures pod-to-pod 64-byte UDP pps, sockperf latency and iperf3 TCP between two nodes", vs)
-	runs := fs.Int("runs", 3, "rounds per variant (interleaved a,b,c,d,e,a,b,...)")
+	runs := fs.Int("runs", 3, "rounds per variant (interleaved a,b,c,d,e,f,a,b,...)")
 	window := fs.Duration("window", 5*time.Second, "64-byte UDP measurement window (also sockperf's duration)")
 	warmup := fs.Duration("warmup", time.Second, "traffic before the window starts")
 	tcpTime := fs.Duration("tcp-time", 4*time.Second, "iperf3 duration")
 	quiet := fs.Duration("quiet-wait", time.Minute, fmt.Sprintf("before each round, wait up to this long for the machine to be quiet (at most %.0f%% busy; 0: do not wait)", quietBusy))
-	list := fs.String("variants", "a,b,c,d,e", "comma-separated subset of a,b,c,d,e")
+	list := fs.String("variants", "a,b,c,d,e,f", "comma-separated subset of a,b,c,d,e,f")
 	daemonFlags := fs.String("ringnetd-flags", "", "more ringnetd flags for (c), (d) and (e), space-separated, e.g. \"--cpus 1\"")
 	jsonPath := fs.String("json", "", "write every raw and summarised figure as JSON to `FILE`")
 	mdPath := fs.String("markdown", "", "write a docs/benchmarks.md section to `FILE`")

@@ -119,7 +119,7 @@ func (r *runner) round(ctx context.Context, s *setup) *RunResult {
 	if err := r.load(ctx, s, res); err != nil {
 		fail("64-byte UDP", err)
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || s.v.Service {
 		return res
 	}
 	l, err := sockperf.PingPong(ctx, &r.procs, s.recv.NS, s.send.NS, s.recv.IP, sockperfPort, r.o.latencySeconds())

@@ -281,6 +281,7 @@ func (r *Report) ratios() []Ratio {
 	add("ringnet VXLAN / kernel VXLAN, 64-byte pps (d/b)", "d", "b", pps, "≥ 1.5", func(x float64) bool { return x >= 1.5 })
 	add("ringnet VXLAN / kernel VXLAN, p99 latency (d/b)", "d", "b", p99, "≤ 1", func(x float64) bool { return x <= 1 })
 	add("ringnet VXLAN / kernel VXLAN, TCP (d/b)", "d", "b", tcp, "≥ 0.5", func(x float64) bool { return x >= 0.5 })
+	add("ringnet to a ClusterIP / to the pod IP, 64-byte pps (f/d)", "f", "d", pps, "≥ 0.9", func(x float64) bool { return x >= 0.9 })
 	add("ringnet direct / kernel host-gw, 64-byte pps (c/a)", "c", "a", pps, "", nil)
 	add("ringnet direct / kernel host-gw, p99 latency (c/a)", "c", "a", p99, "", nil)
 	add("ringnet direct / kernel host-gw, TCP (c/a)", "c", "a", tcp, "", nil)

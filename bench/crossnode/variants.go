@@ -49,8 +49,14 @@ type variant struct {
 	// encapsulation's headers when tunnelled.
 	Wire  int
 	Mode  string // the cluster file's tunnel mode, for ringnet variants
-	build func(ctx context.Context, e *env, s *setup) error
+	// Service: the sender sends to a ClusterIP whose one backend is the
+	// receiver (64-byte pps only; latency and TCP are d's).
+	Service bool
+	build   func(ctx context.Context, e *env, s *setup) error
 }
+
+// serviceVIP is the ClusterIP of variant f's service.
+var serviceVIP = netip.MustParseAddr("10.96.0.100")
 
 var variants = []variant{
 	{ID: "a", Name: "kernel host-gw", Wire: 60, build: buildHostGW,
@@ -63,6 +69,8 @@ var variants = []variant{
 		Desc: "ringnetd on both nodes, `tunnel: {mode: vxlan}` (Flannel-compatible: VNI 1, UDP 8472)."},
 	{ID: "e", Name: "ringnet IPIP", Wire: 80, Mode: "ipip", build: buildRingnet,
 		Desc: "ringnetd on both nodes, `tunnel: {mode: ipip}` (IPv4 in IPv4, protocol 4)."},
+	{ID: "f", Name: "ringnet ClusterIP", Wire: 110, Mode: "vxlan", Service: true, build: buildRingnetService,
+		Desc: "as (d), but the sender sends to a ClusterIP (10.96.0.100, UDP) whose one backend is the receiver: the sender's node translates every packet by its tracked connection (DNAT) before the tunnel. 64-byte pps only."},
 }
 
 func variantByID(id string) (variant, bool) {
@@ -206,6 +214,27 @@ func buildRingnet(ctx context.Context, e *env, s *setup) error {
 	})
 }
 
+// buildRingnetService is buildRingnet with a service in the cluster
+// file whose one backend is the receiver pod, applied by reloading both
+// daemons.
+func buildRingnetService(ctx context.Context, e *env, s *setup) error {
+	if err := buildRingnet(ctx, e, s); err != nil {
+		return err
+	}
+	base, err := os.ReadFile(s.cl.file)
+	if err != nil {
+		return err
+	}
+	file := fmt.Sprintf("%s\nservices:\n- name: sink\n  clusterIPs: [%s]\n  ports: [{protocol: UDP, port: %d}]\n  endpoints: [{address: %s, node: n2}]\n",
+		base, serviceVIP, sinkPort, s.recv.IP)
+	for _, name := range s.cl.order {
+		if err := s.cl.daemons[name].ReplaceCluster([]byte(file)); err != nil {
+			return fmt.Errorf("ringnetd on %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // cluster builds the variant's nodes with newCluster and its pods with
 // pods.
 func (s *setup) cluster(ctx context.Context, e *env, mode string, specs []nodeSpec, pods func(*cluster) ([2]endpoint, error)) error {
@@ -268,6 +297,9 @@ func (s *setup) prepare(ctx context.Context, e *env) error {
 	f, err := resolveFlow(ctx, s.send, s.recv)
 	if err != nil {
 		return err
+	}
+	if s.v.Service {
+		f.Dst = serviceVIP // through the same gateway MAC
 	}
 	l, err := s.sendNL.LinkByName("eth0")
 	if err != nil {
