@@ -71,9 +71,10 @@ type SlowPath struct {
 	ns netns.NsHandle
 	nl *netlink.Handle
 
-	mu     sync.Mutex     // guards host and remote
-	host   pipeline.Host  // last published
-	remote []netip.Prefix // routed to the TAP by SetRemotePrefixes
+	mu       sync.Mutex     // guards host, remote and services
+	host     pipeline.Host  // last published
+	remote   []netip.Prefix // routed to the TAP by SetRemotePrefixes
+	services []netip.Prefix // routed to the TAP by SetServicePrefixes
 
 	watchDone chan struct{} // closed by Close: ends the address subscription
 	watching  sync.WaitGroup
@@ -168,25 +169,46 @@ func (s *SlowPath) Host() pipeline.Host {
 // answers nothing for them. It reports every route it failed to change,
 // having tried them all.
 func (s *SlowPath) SetRemotePrefixes(prefixes []netip.Prefix) error {
+	return s.setRouted(&s.remote, prefixes)
+}
+
+// SetServicePrefixes routes the services' addresses (cluster IPs and
+// external IPs, as /32 and /128) through the TAP, replacing the set of the
+// previous call, as SetRemotePrefixes does for pod CIDRs: the node's own
+// connections to Services (kubelet, host-network pods) enter the fast
+// path, which translates them like a pod's.
+func (s *SlowPath) SetServicePrefixes(prefixes []netip.Prefix) error {
+	return s.setRouted(&s.services, prefixes)
+}
+
+// setRouted makes *set the routed prefixes of one caller, removing the
+// routes no caller wants any more and (re)adding the wanted ones; a
+// prefix whose route failed stays out of *set, so the next call tries it
+// again.
+func (s *SlowPath) setRouted(set *[]netip.Prefix, prefixes []netip.Prefix) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	want := map[netip.Prefix]bool{}
 	for _, p := range prefixes {
 		want[p.Masked()] = true
 	}
+	other := s.remote
+	if set == &s.remote {
+		other = s.services
+	}
 	var errs []error
-	for _, p := range s.remote {
-		if !want[p] {
+	for _, p := range *set {
+		if !want[p] && !slices.Contains(other, p) {
 			errs = append(errs, s.route(p, false))
 		}
 	}
-	s.remote = s.remote[:0]
+	*set = (*set)[:0]
 	for p := range want {
 		if err := s.route(p, true); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		s.remote = append(s.remote, p)
+		*set = append(*set, p)
 	}
 	return errors.Join(errs...)
 }

@@ -7,7 +7,6 @@ package main
 // underlay) for NodePorts and masquerade.
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"net/netip"
@@ -19,38 +18,15 @@ import (
 	"github.com/ringnet/ringnet/internal/topo"
 )
 
-// greeter serves TCP on port in namespace ns until the test ends: each
-// connection is greeted with "name client-address\n", then echoed.
+// greeter serves topo.Greeter on port in namespace ns until the test
+// ends.
 func greeter(t *testing.T, ns, name string, port int) {
 	t.Helper()
-	var ln net.Listener
-	if err := topo.Do(ns, func() (err error) {
-		ln, err = net.Listen("tcp", fmt.Sprintf(":%d", port))
-		return err
-	}); err != nil {
+	ln, err := topo.Greeter(ns, name, port)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap())
-				buf := make([]byte, 256)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					c.Write(buf[:n])
-				}
-			}()
-		}
-	}()
 }
 
 // udpGreeter answers every UDP datagram to port in namespace ns with its
@@ -107,68 +83,15 @@ func (f *udpFlow) who() string {
 	return ""
 }
 
-// session is a connection to a greeter.
-type session struct {
-	conn   net.Conn
-	r      *bufio.Reader
-	server string     // the greeter's name
-	client netip.Addr // the client address the greeter saw
-}
-
-// dial connects from namespace ns to addr and reads the greeting.
-func dial(ns string, addr netip.AddrPort) (*session, error) {
-	var c net.Conn
-	if err := topo.Do(ns, func() (err error) {
-		c, err = net.DialTimeout("tcp", addr.String(), 3*time.Second)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	r := bufio.NewReader(c)
-	line, err := r.ReadString('\n')
-	if err != nil {
-		c.Close()
-		return nil, fmt.Errorf("greeting from %v: %w", addr, err)
-	}
-	f := strings.Fields(line)
-	if len(f) != 2 {
-		c.Close()
-		return nil, fmt.Errorf("greeting from %v: %q", addr, line)
-	}
-	client, err := netip.ParseAddr(f[1])
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	return &session{conn: c, r: r, server: f[0], client: client}, nil
-}
-
-// echo checks that the session still carries data both ways.
-func (s *session) echo() error {
-	s.conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := fmt.Fprintf(s.conn, "ping %s\n", s.server); err != nil {
-		return err
-	}
-	line, err := s.r.ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line != "ping "+s.server+"\n" {
-		return fmt.Errorf("echo %q", line)
-	}
-	return nil
-}
-
 // greet dials and closes, returning who answered and whom they saw.
 func greet(t *testing.T, ns string, addr netip.AddrPort) (server string, client netip.Addr) {
 	t.Helper()
-	s, err := dial(ns, addr)
+	s, err := topo.Dial(ns, addr)
 	if err != nil {
 		t.Fatalf("connect from %s to %v: %v", ns, addr, err)
 	}
-	s.conn.Close()
-	return s.server, s.client
+	s.Conn.Close()
+	return s.Server, s.Client
 }
 
 // waitService retries dialling addr from ns until a greeting comes back
@@ -177,9 +100,9 @@ func waitService(t *testing.T, ns string, addr netip.AddrPort) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		s, err := dial(ns, addr)
+		s, err := topo.Dial(ns, addr)
 		if err == nil {
-			s.conn.Close()
+			s.Conn.Close()
 			return
 		}
 		if time.Now().After(deadline) {
@@ -290,6 +213,19 @@ func TestServices(t *testing.T) {
 			t.Errorf("sessionAffinity ClientIP: 20 connections reached %v, want one backend", seen)
 		}
 	})
+	t.Run("ClusterIP from the node itself", func(t *testing.T) {
+		seen := map[string]int{}
+		for range 30 {
+			server, saw := greet(t, c.nodes["na"].NS, web)
+			if saw != c.nodes["na"].Address.Addr() {
+				t.Fatalf("%s saw the node as %v, want its address", server, saw)
+			}
+			seen[server]++
+		}
+		if len(seen) != 3 {
+			t.Errorf("30 connections from the node reached %v, want all three backends", seen)
+		}
+	})
 	t.Run("NodePort from outside the cluster", func(t *testing.T) {
 		for _, node := range []string{"na", "nb"} {
 			addr := netip.AddrPortFrom(c.nodes[node].Address.Addr(), 30080)
@@ -334,13 +270,13 @@ func TestServices(t *testing.T) {
 			}
 			flows = append(flows, f)
 		}
-		var open []*session
+		var open []*topo.Session
 		for range 30 {
-			s, err := dial(client.NS, web)
+			s, err := topo.Dial(client.NS, web)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer s.conn.Close()
+			defer s.Conn.Close()
 			open = append(open, s)
 		}
 		reload(epList(epYAML(a1.IPv4, "na"), epYAML(b1.IPv4, "nb")))
@@ -378,8 +314,8 @@ func TestServices(t *testing.T) {
 		// Open connections keep their backend, a2's included (it still
 		// runs: its connections drain).
 		for _, s := range open {
-			if err := s.echo(); err != nil {
-				t.Errorf("an open connection to %s broke after a2's removal: %v", s.server, err)
+			if err := s.Echo(); err != nil {
+				t.Errorf("an open connection to %s broke after a2's removal: %v", s.Server, err)
 			}
 		}
 	})

@@ -47,8 +47,8 @@ type variant struct {
 	// Wire is the size of the 60-byte benchmark frame on the underlay
 	// (Ethernet, no FCS): the frame itself when routed, plus the
 	// encapsulation's headers when tunnelled.
-	Wire  int
-	Mode  string // the cluster file's tunnel mode, for ringnet variants
+	Wire int
+	Mode string // the cluster file's tunnel mode, for ringnet variants
 	// Service: the sender sends to a ClusterIP whose one backend is the
 	// receiver (64-byte pps only; latency and TCP are d's).
 	Service bool

@@ -412,7 +412,7 @@ func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath, m *metr
 			x.mu.Unlock()
 		}
 	})
-	x.svc = &serviceCompiler{self: &x.self, dp: dp, m: m, log: x.log}
+	x.svc = &serviceCompiler{self: &x.self, dp: dp, sp: sp, m: m, log: x.log}
 	wg.Go(func() { sweepConntrack(ctx, dp) })
 	if x.static != nil {
 		if err := x.update(x.static); err != nil {

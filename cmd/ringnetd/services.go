@@ -15,6 +15,7 @@ import (
 	"github.com/ringnet/ringnet/agent/cluster"
 	"github.com/ringnet/ringnet/agent/metrics"
 	"github.com/ringnet/ringnet/fastpath/pipeline"
+	"github.com/ringnet/ringnet/slowpath"
 	"github.com/ringnet/ringnet/tables/service"
 )
 
@@ -26,12 +27,14 @@ import (
 type serviceCompiler struct {
 	self *cluster.Node // fixed
 	dp   *pipeline.Dataplane
+	sp   *slowpath.SlowPath // nil without a slow path
 	m    *metrics.Metrics
 	log  *slog.Logger
 
 	prev     *service.Table  // the published table; nil before the first
 	problems map[string]bool // the problems of prev's compile, logged once each
 	external []netip.Prefix  // the external IPs the uplink redirects (externalPrefixes)
+	routed   []netip.Prefix  // the service addresses routed to the TAP (servicePrefixes)
 }
 
 // compiledServices is a service table built but not yet published.
@@ -106,7 +109,36 @@ func (sc *serviceCompiler) publish(c *compiledServices) error {
 		"added", len(added), "removed", len(removed), "changed", len(changed), "compile", c.took)
 	sc.prev = c.table
 	sc.redirect(externalPrefixes(now, sc.self.Address.Addr()))
+	sc.routeHost(servicePrefixes(now, sc.self.Address.Addr()))
 	return nil
+}
+
+// routeHost routes the service addresses vips through the slow path's
+// TAP, if they changed, so that the node's own connections to them
+// (kubelet, host-network pods) are translated by the fast path too. A
+// failure is logged: pods reach the services all the same.
+func (sc *serviceCompiler) routeHost(vips []netip.Prefix) {
+	if sc.sp == nil || slices.Equal(vips, sc.routed) {
+		return
+	}
+	if err := sc.sp.SetServicePrefixes(vips); err != nil {
+		sc.log.Error("service addresses not routed to the fast path: the node's own connections to them fail", "err", err)
+		return
+	}
+	sc.routed = vips
+}
+
+// servicePrefixes are the host prefixes (/32, /128) of every service
+// address but the node's own (its NodePorts), sorted, each once.
+func servicePrefixes(specs []service.Spec, node netip.Addr) []netip.Prefix {
+	var out []netip.Prefix
+	for _, e := range specs {
+		if e.VIP != node {
+			out = append(out, netip.PrefixFrom(e.VIP, e.VIP.BitLen()))
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	return slices.Compact(out)
 }
 
 // redirect has the uplink hand frames for the external IPs ext to the

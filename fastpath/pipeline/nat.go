@@ -34,7 +34,11 @@ import (
 //   - SNAT of a client outside the cluster (a frame from the uplink that
 //     was not tunnelled) of an External entry that is not Local
 //     (externalTrafficPolicy Cluster) to the node's address and a port of
-//     Config.NATPorts, so that the reply comes back through this node.
+//     Config.NATPorts, so that the reply comes back through this node;
+//     and likewise of the node itself (kubelet, host-network pods), whose
+//     connections to services the slow path routes through the TAP: a
+//     backend on another node then replies to a port the uplink hands to
+//     the fast path.
 //
 // Every later packet of the connection, both ways, finds it in the table
 // and is rewritten by it (the reply direction back to the service address
@@ -226,7 +230,7 @@ func (f *forwarder) translate(frame []byte, eps *endpoint.Table, outside bool) s
 		label = pol.Gen
 	}
 	nat := conntrack.NAT{Dst: b.Addr.As16(), DstPort: b.Port}
-	masq := outside && svc.Masquerade() && f.under != nil && p.EtherType == packet.EtherTypeIPv4
+	masq := (outside && svc.Masquerade() || f.fromHost) && f.under != nil && p.EtherType == packet.EtherTypeIPv4
 	switch {
 	case masq:
 		nat.Src = netip.AddrFrom4(f.under.local).As16()

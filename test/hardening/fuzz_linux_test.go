@@ -41,6 +41,7 @@ func FuzzAPIWire(f *testing.F) {
 		"GET /v1/endpoints HTTP/1.0\r\n\r\n",
 		"GET /v1/routes HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
 		"GET /v1/stats HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+		"GET /v1/services HTTP/1.1\r\nHost: x\r\n\r\n",
 		"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 99999\r\n\r\n{",
 		"GET /v1/../v1/status HTTP/1.1\r\nHost: x\r\n\r\n",
 		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
@@ -112,6 +113,7 @@ func (okHandler) Endpoints(context.Context) (api.EndpointList, error) { return a
 func (okHandler) Routes(context.Context) (api.RouteList, error)       { return api.RouteList{}, nil }
 func (okHandler) Peers(context.Context) (api.PeerList, error)         { return api.PeerList{}, nil }
 func (okHandler) Stats(context.Context) (api.Stats, error)            { return api.Stats{}, nil }
+func (okHandler) Services(context.Context) (api.ServiceList, error)   { return api.ServiceList{}, nil }
 
 // FuzzCNIConfig feeds arbitrary network configs to the plugin's STATUS,
 // the one command that only reads: the config is parsed and checked, and
