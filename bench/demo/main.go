@@ -358,7 +358,7 @@ func (d *demo) service(ctx context.Context) error {
 		}
 	}
 	fmt.Println("  cluster file + services, reloaded with SIGHUP; `ringnet services` on node-a:")
-	out, err := topo.Output(ctx, d.daemons["node-a"].Node.NS, d.cli, "--socket", d.daemons["node-a"].Socket, "services")
+	out, err := topo.Output(ctx, d.daemons["node-a"].Node.NS, d.cli, "services", "--socket", d.daemons["node-a"].Socket)
 	if err != nil {
 		return fmt.Errorf("ringnet services: %w", err)
 	}
@@ -366,8 +366,7 @@ func (d *demo) service(ctx context.Context) error {
 		fmt.Print("    " + l)
 	}
 	for _, from := range []string{"a1", "b1"} {
-		seen := map[string]int{}
-		var saw netip.Addr
+		seen, saw := map[string]int{}, map[string]netip.Addr{}
 		for range 12 {
 			s, err := topo.Dial(d.pods[from].ns, serviceVIP)
 			if err != nil {
@@ -376,9 +375,20 @@ func (d *demo) service(ctx context.Context) error {
 			}
 			s.Conn.Close()
 			seen[s.Server]++
-			saw = s.Client
+			saw[s.Server] = s.Client
 		}
-		got := fmt.Sprintf("12 connections: a2 %d, b1 %d (each saw the client as %v)", seen["a2"], seen["b1"], saw)
+		var parts []string
+		for _, be := range []string{"a2", "b1"} {
+			if seen[be] == 0 {
+				continue
+			}
+			p := fmt.Sprintf("%s %d (saw %v", be, seen[be], saw[be])
+			if be == from {
+				p += ": hairpin, from the gateway"
+			}
+			parts = append(parts, p+")")
+		}
+		got := "12 connections: " + strings.Join(parts, ", ")
 		fmt.Printf("  %s -> %v: %s\n", from, serviceVIP, got)
 		d.results = append(d.results, result{"TCP " + from + " -> ClusterIP", d.pods[from].node + " (DNAT to a backend by Maglev, replies translated back)", got})
 	}
