@@ -481,6 +481,7 @@ type Handler interface {
 	Peers(context.Context) (PeerList, error)
 	Services(context.Context) (ServiceList, error)
 	Stats(context.Context) (Stats, error)
+	Flows(context.Context) (FlowList, error)
 }
 
 // checkIDs rejects a container ID or interface name the CNI spec does not
@@ -583,6 +584,7 @@ func NewServer(h Handler) *http.Server {
 	handle("GET /v1/peers", func(r *http.Request) (any, error) { return h.Peers(r.Context()) })
 	handle("GET /v1/services", func(r *http.Request) (any, error) { return h.Services(r.Context()) })
 	handle("GET /v1/stats", func(r *http.Request) (any, error) { return h.Stats(r.Context()) })
+	handle("GET /v1/flows", func(r *http.Request) (any, error) { return h.Flows(r.Context()) })
 	handle("POST /v1/gc", func(r *http.Request) (any, error) {
 		var g GCRequest
 		if err := decode(r, &g); err != nil {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -44,6 +45,7 @@ func (s *stub) Endpoints(context.Context) (EndpointList, error) { return stubEnd
 func (s *stub) Routes(context.Context) (RouteList, error)       { return stubRoutes, s.err }
 func (s *stub) Peers(context.Context) (PeerList, error)         { return stubPeers, s.err }
 func (s *stub) Services(context.Context) (ServiceList, error)   { return stubServices, s.err }
+func (s *stub) Flows(context.Context) (FlowList, error)         { return stubFlows, s.err }
 func (s *stub) Stats(context.Context) (Stats, error)            { return stubStats, s.err }
 
 var (
@@ -67,6 +69,11 @@ var (
 		{VIP: "10.96.0.10", Protocol: "TCP", Port: 80, Backends: []string{"10.244.1.2:8080", "10.244.2.3:8080"}, TableSize: 4093},
 		{VIP: "192.168.50.1", Protocol: "UDP", Port: 30053, Backends: []string{}, AffinitySeconds: 10800, External: true, Local: true},
 	}}
+	stubFlows = FlowList{Flows: []Flow{
+		{Time: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC), Verdict: "allowed", Protocol: "TCP", Src: "10.244.1.2:40000",
+			Dst: "10.96.0.10:80", TranslatedDst: "10.244.2.3:8080", Interface: "rn0123456789a"},
+		{Time: time.Date(2026, 11, 21, 10, 0, 1, 0, time.UTC), Verdict: "denied", Protocol: "UDP", Src: "10.244.1.2:5353", Dst: "10.244.2.3:53"},
+	}, Total: map[string]uint64{"allowed": 7, "denied": 1}, Lost: 2}
 	stubStats = Stats{
 		Ports:   []PortStats{{ID: 0, Interface: "rna", Kind: PortPod, RxFrames: 10, TxFrames: 9, XSKRxRingFull: 1}},
 		Workers: []WorkerStats{{ID: 0, Forwarded: 8, Punted: 2, Busy: 0.25}},
@@ -149,6 +156,13 @@ func TestViews(t *testing.T) {
 	}
 	if diff := cmp.Diff(stubServices, svcs); diff != "" {
 		t.Errorf("Services (-want +got):\n%s", diff)
+	}
+	fl, err := c.Flows(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stubFlows, fl); diff != "" {
+		t.Errorf("Flows (-want +got):\n%s", diff)
 	}
 	st, err := c.Stats(ctx)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/ringnet/ringnet/agent/api"
+	"github.com/ringnet/ringnet/agent/flowlog"
 	"github.com/ringnet/ringnet/agent/ipam"
 	"github.com/ringnet/ringnet/fastpath/pipeline"
 	"github.com/ringnet/ringnet/podport"
@@ -29,7 +30,8 @@ type Daemon struct {
 	store *ipam.Store
 	mtu   int
 	log   *slog.Logger
-	mu    sync.Mutex // serialises Allocate/Attach/Release/GC
+	flows *flowlog.Recorder // nil: no flow log
+	mu    sync.Mutex        // serialises Allocate/Attach/Release/GC
 }
 
 // New returns a daemon over a started dataplane and an open store. mtu is

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ringnet/ringnet/agent/api"
 	"github.com/ringnet/ringnet/agent/cluster"
+	"github.com/ringnet/ringnet/agent/flowlog"
 	"github.com/ringnet/ringnet/agent/ipam"
 	"github.com/ringnet/ringnet/fastpath/pipeline"
 	"github.com/ringnet/ringnet/fastpath/stats"
@@ -239,4 +240,15 @@ func serviceList(t *service.Table) api.ServiceList {
 		out.Services = append(out.Services, s)
 	}
 	return out
+}
+
+// SetFlowLog makes r the source of Flows. Call it before serving.
+func (d *Daemon) SetFlowLog(r *flowlog.Recorder) { d.flows = r }
+
+// Flows implements api.Handler: the latest flows the flow log keeps.
+func (d *Daemon) Flows(context.Context) (api.FlowList, error) {
+	if d.flows == nil {
+		return api.FlowList{Flows: []api.Flow{}, Total: map[string]uint64{}}, nil
+	}
+	return d.flows.Recent(0, ""), nil
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringnet/ringnet/agent/api"
+	"github.com/ringnet/ringnet/internal/ringnode"
 	"github.com/ringnet/ringnet/internal/topo"
 )
 
@@ -196,6 +198,32 @@ func TestServices(t *testing.T) {
 		}
 		if len(seen) != 3 {
 			t.Errorf("60 connections reached %v; want all of a1, a2, b1", seen)
+		}
+		// Each connection is in node na's flow log, translated to a
+		// backend.
+		backends := map[string]bool{}
+		for _, p := range []*ringnode.Pod{a1, a2, b1} {
+			backends[netip.AddrPortFrom(p.IPv4, 8080).String()] = true
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			fl, err := api.NewClient(c.daemons["na"].Socket).Flows(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, f := range fl.Flows {
+				if f.Verdict == "allowed" && f.Dst == web.String() && strings.HasPrefix(f.Src, client.IPv4.String()+":") && backends[f.TranslatedDst] {
+					n++
+				}
+			}
+			if n >= 60 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("na's flow log has %d allowed flows from the client to %v translated to a backend, want 60 or more:\n%+v", n, web, fl)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	})
 	t.Run("hairpin", func(t *testing.T) {

@@ -28,11 +28,12 @@ Usage:
   ringnet peers      [flags]   other nodes: address, tunnel, next-hop MAC, VTEP MAC
   ringnet services   [flags]   service table: address, protocol, port, backends, affinity, external policy
   ringnet stats      [flags]   counters: per port, per worker, per reason (--all: zero ones too)
-  ringnet policy | flows       not available in this version (exit status 2)
+  ringnet flows      [flags]   latest connections decided: allowed, denied, translated (--verdict V, -n N)
+  ringnet policy               not available in this version (exit status 2)
   ringnet pod add --netns PATH --host-if NAME --ipv4 ADDR [--ipv6 ADDR] [flags]
   ringnet pod del --host-if NAME
 
-Flags of status, endpoints, routes, peers, services and stats:
+Flags of status, endpoints, routes, peers, services, stats and flows:
   --socket PATH        ringnetd's socket (default /run/ringnet/ringnet.sock)
   -o, --output FORMAT  table (default) or json
 

@@ -31,6 +31,7 @@ var queries = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"peers":     peers,
 	"services":  services,
 	"stats":     statsCmd,
+	"flows":     flowsCmd,
 }
 
 func status(args []string, stdout, stderr io.Writer) error {

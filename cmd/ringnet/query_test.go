@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ringnet/ringnet/agent/api"
@@ -83,6 +84,13 @@ func (f fake) Services(context.Context) (api.ServiceList, error) {
 	return fakeServices, nil
 }
 
+func (f fake) Flows(context.Context) (api.FlowList, error) {
+	if f.empty {
+		return api.FlowList{Flows: []api.Flow{}, Total: map[string]uint64{}}, nil
+	}
+	return fakeFlows, nil
+}
+
 func (f fake) Stats(context.Context) (api.Stats, error) {
 	st := fakeStats()
 	if f.empty {
@@ -120,6 +128,14 @@ var (
 		{VIP: "192.168.50.100", Protocol: "TCP", Port: 80, Backends: []string{}, External: true},
 		{VIP: "fd00:96::10", Protocol: "TCP", Port: 80, Backends: []string{"[fd00:244:1::2]:8080"}, TableSize: 4093},
 	}}
+	fakeFlows = api.FlowList{Flows: []api.Flow{
+		{Time: time.Date(2026, 11, 21, 10, 0, 0, 500e6, time.Local), Verdict: "allowed", Protocol: "TCP", Src: "10.244.1.2:40000",
+			Dst: "10.96.0.10:80", TranslatedDst: "10.244.2.3:8080", Interface: "rn3f2a9c0d1e4"},
+		{Time: time.Date(2026, 11, 21, 10, 0, 1, 0, time.Local), Verdict: "denied", Protocol: "UDP", Src: "10.244.1.2:5353", Dst: "10.244.2.3:53",
+			Interface: "rn3f2a9c0d1e4"},
+		{Time: time.Date(2026, 11, 21, 10, 0, 2, 0, time.Local), Verdict: "allowed", Protocol: "TCP", Src: "10.244.1.2:40001",
+			Dst: "203.0.113.7:443", TranslatedSrc: "192.168.50.1:61234", Interface: "rn3f2a9c0d1e4"},
+	}, Total: map[string]uint64{"allowed": 7, "denied": 1}, Lost: 2}
 	fakePeers = api.PeerList{Peers: []api.Peer{
 		{Name: "node-b", Address: "192.168.50.2", Tunnel: api.TunnelVXLAN, NextHopMAC: "02:aa:00:00:00:02", Resolved: true,
 			VtepMAC: "02:aa:00:00:00:02", PodCIDRs: []string{"10.244.2.0/24", "fd00:244:2::/64"}},
@@ -213,6 +229,26 @@ VIP             PROTOCOL  PORT   BACKENDS                         AFFINITY  EXTE
 192.168.50.100  TCP       80     none                             -         Cluster   -
 fd00:96::10     TCP       80     [fd00:244:1::2]:8080             -         -         4093
 `},
+		{[]string{"flows"}, `
+TIME          VERDICT  PROTOCOL  SOURCE            DESTINATION      TRANSLATED TO         INTERFACE
+10:00:00.500  allowed  TCP       10.244.1.2:40000  10.96.0.10:80    > 10.244.2.3:8080     rn3f2a9c0d1e4
+10:00:01.000  denied   UDP       10.244.1.2:5353   10.244.2.3:53    -                     rn3f2a9c0d1e4
+10:00:02.000  allowed  TCP       10.244.1.2:40001  203.0.113.7:443  192.168.50.1:61234 >  rn3f2a9c0d1e4
+
+since ringnetd started: allowed 7, denied 1; lost (ringnetd fell behind): 2
+`},
+		{[]string{"flows", "--verdict", "denied"}, `
+TIME          VERDICT  PROTOCOL  SOURCE           DESTINATION    TRANSLATED TO  INTERFACE
+10:00:01.000  denied   UDP       10.244.1.2:5353  10.244.2.3:53  -              rn3f2a9c0d1e4
+
+since ringnetd started: allowed 7, denied 1; lost (ringnetd fell behind): 2
+`},
+		{[]string{"flows", "-n", "1"}, `
+TIME          VERDICT  PROTOCOL  SOURCE            DESTINATION      TRANSLATED TO         INTERFACE
+10:00:02.000  allowed  TCP       10.244.1.2:40001  203.0.113.7:443  192.168.50.1:61234 >  rn3f2a9c0d1e4
+
+since ringnetd started: allowed 7, denied 1; lost (ringnetd fell behind): 2
+`},
 		{[]string{"stats"}, `
 PORT           ID     KIND    RX FRAMES  TX FRAMES  XSK DROPS  FILL RING EMPTY
 rn3f2a9c0d1e4  0      pod     1200       1180       3          1
@@ -277,6 +313,7 @@ func TestEmptyTables(t *testing.T) {
 		"status":    "uplink               none (not in a cluster: no --cluster or --kubernetes)\npeers                0\n",
 		"stats":     "(no ports)\n",
 		"services":  "No services: ringnetd has published no service table (its cluster file lists no services, or it runs without --cluster).\n",
+		"flows":     "No flows: the fast path records connections where it tracks them",
 	} {
 		out, _, err := ringnet(t, cmd, "--socket", sock)
 		if err != nil || !strings.Contains(out, want) {
@@ -317,6 +354,7 @@ func TestJSON(t *testing.T) {
 	check([]string{"routes", "-o=json"}, &api.RouteList{}, &fakeRoutes)
 	check([]string{"peers", "--output=json"}, &api.PeerList{}, &fakePeers)
 	check([]string{"services", "-o", "json"}, &api.ServiceList{}, &fakeServices)
+	check([]string{"flows", "-o", "json", "-n", "0"}, &api.FlowList{}, &fakeFlows)
 	all := fakeStats()
 	check([]string{"stats", "-o", "json", "--all"}, &api.Stats{}, &all)
 	nonZero := fakeStats()
@@ -374,7 +412,6 @@ func TestErrors(t *testing.T) {
 func TestUnavailable(t *testing.T) {
 	for cmd, want := range map[string]string{
 		"policy": "NetworkPolicy",
-		"flows":  "flow log",
 	} {
 		_, _, err := ringnet(t, cmd, "--follow")
 		var u *unavailableError

@@ -18,7 +18,4 @@ var unavailable = map[string]*unavailableError{
 	"policy": {"policy", "the CLI's view of NetworkPolicy is not built yet (missing feature: what an endpoint may " +
 		"reach and why). ringnetd --kubernetes does enforce NetworkPolicy; its drops are counted as policy_denied " +
 		"in `ringnet stats`"},
-	"flows": {"flows", "ringnetd keeps no flow log yet " +
-		"(missing feature: the flow log, and with it flows --follow and its filters); " +
-		"per-reason counts are in ringnet stats"},
 }

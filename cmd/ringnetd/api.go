@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ringnet/ringnet/agent/api"
 	agentd "github.com/ringnet/ringnet/agent/daemon"
+	"github.com/ringnet/ringnet/agent/flowlog"
 	"github.com/ringnet/ringnet/agent/ipam"
 	"github.com/ringnet/ringnet/fastpath/pipeline"
 )
@@ -25,6 +27,8 @@ type cniFlags struct {
 	socket   string
 	stateDir string
 	mtu      int
+	flowLog  string
+	flowMax  int
 }
 
 type prefixList []netip.Prefix
@@ -54,6 +58,8 @@ func addCNIFlags(fs *flag.FlagSet) *cniFlags {
 	fs.StringVar(&c.socket, "socket", api.DefaultSocket, "unix socket the CNI plugin calls")
 	fs.StringVar(&c.stateDir, "state-dir", "/var/lib/ringnet", "where address allocations are kept")
 	fs.IntVar(&c.mtu, "mtu", 1500, "MTU of pod interfaces (with --cluster the default is the uplink's MTU less the largest tunnel overhead in use: VXLAN 50, IPIP 20)")
+	fs.StringVar(&c.flowLog, "flow-log", "", "append every connection the fast path decides about (allowed, denied, translated) to this file as JSON lines; empty: keep the latest 1000 in memory only (ringnet flows)")
+	fs.IntVar(&c.flowMax, "flow-log-max-size", 64, "rotate the flow log to FILE.1 when it reaches this many MiB")
 	return c
 }
 
@@ -72,6 +78,19 @@ func startAPI(c *cniFlags, dp *pipeline.Dataplane, log *slog.Logger) (stop func(
 		return nil, err
 	}
 	d := agentd.New(dp, store, c.mtu, log)
+	if c.flowMax < 1 {
+		store.Close()
+		return nil, fmt.Errorf("--flow-log-max-size %d: want at least 1 (MiB)", c.flowMax)
+	}
+	rec, err := flowlog.New(dp, flowlog.Options{Path: c.flowLog, MaxBytes: int64(c.flowMax) << 20, Ports: portNames(dp), Log: log})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	d.SetFlowLog(rec)
+	ctx, cancel := context.WithCancel(context.Background())
+	recDone := make(chan struct{})
+	go func() { rec.Run(ctx); close(recDone) }()
 	restored, missing, err := d.Restore()
 	if err != nil {
 		log.Warn("some pods could not be re-attached", "err", err)
@@ -81,6 +100,8 @@ func startAPI(c *cniFlags, dp *pipeline.Dataplane, log *slog.Logger) (stop func(
 	}
 	ln, err := listenUnix(c.socket)
 	if err != nil {
+		cancel()
+		<-recDone
 		store.Close()
 		return nil, err
 	}
@@ -94,8 +115,22 @@ func startAPI(c *cniFlags, dp *pipeline.Dataplane, log *slog.Logger) (stop func(
 	return func() {
 		srv.Close()
 		os.Remove(c.socket)
+		cancel()
+		<-recDone
 		store.Close()
 	}, nil
+}
+
+// portNames names the dataplane's ports by ID, for the flow log.
+func portNames(dp *pipeline.Dataplane) func() map[uint16]string {
+	return func() map[uint16]string {
+		ports, _ := dp.Stats()
+		m := make(map[uint16]string, len(ports))
+		for _, p := range ports {
+			m[p.ID] = p.Ifname
+		}
+		return m
+	}
 }
 
 // listenUnix listens on path with mode 0600 in a 0700 directory, replacing

@@ -148,6 +148,7 @@ type Dataplane struct {
 	hostPort  *HostPort                       // set under mu before Start, then fixed; nil: no slow path
 	hostGen   uint64                          // guarded by mu
 	epoch     time.Time                       // zero of the workers' clock for token buckets
+	flowMu    sync.Mutex                      // serializes ReadFlows
 
 	// wakeMu guards the workers' eventfds (Worker.wakeFD) against being
 	// closed while the slow path writes to one: Start and Close take it

@@ -220,16 +220,18 @@ func (f *forwarder) translate(frame []byte, eps *endpoint.Table, outside bool) s
 	h := encap.FlowHash(frame)
 	b, ok := f.backend(svc, &k, h, now)
 	if !ok {
+		f.flow(FlowNoBackend, conntrack.NAT{})
 		return stats.ServiceNoBackend
 	}
+	nat := conntrack.NAT{Dst: b.Addr.As16(), DstPort: b.Port}
 	var label uint32
 	if pol := f.pol; pol != nil {
 		if !f.allowed(eps, p.Src, b.Addr, b.Port, p.IPProto) {
+			f.flow(FlowDenied, nat)
 			return stats.PolicyDenied
 		}
 		label = pol.Gen
 	}
-	nat := conntrack.NAT{Dst: b.Addr.As16(), DstPort: b.Port}
 	masq := (outside && svc.Masquerade() || f.fromHost) && f.under != nil && p.EtherType == packet.EtherTypeIPv4
 	switch {
 	case masq:
@@ -253,7 +255,8 @@ func (f *forwarder) translate(frame []byte, eps *endpoint.Table, outside bool) s
 
 // open inserts the connection k with its translation nat; masqueraded, it
 // picks the source port from the NAT port range, from the flow hash h on,
-// trying the next one while the reply tuple is another connection's.
+// trying the next one while the reply tuple is another connection's. It
+// records the flow event of the outcome.
 func (f *forwarder) open(k *conntrack.Key, nat conntrack.NAT, masq bool, h uint32, label uint32, now conntrack.Time) (conntrack.Conn, stats.Reason) {
 	tries, port := 1, uint32(0)
 	if masq {
@@ -271,13 +274,18 @@ func (f *forwarder) open(k *conntrack.Key, nat conntrack.NAT, masq bool, h uint3
 		}
 		c, res := f.ct.Insert(*k, nat, label, now)
 		switch res {
-		case conntrack.Inserted, conntrack.Exists:
+		case conntrack.Inserted:
+			f.flow(FlowAllowed, nat)
+			return c, stats.Forwarded
+		case conntrack.Exists:
 			return c, stats.Forwarded
 		case conntrack.Conflict:
 			continue
 		}
+		f.flow(FlowBusy, nat)
 		return c, stats.ConntrackBusy
 	}
+	f.flow(FlowNoPort, nat)
 	return conntrack.Conn{}, stats.NATNoPort
 }
 
@@ -480,6 +488,7 @@ func (f *forwarder) masquerade(frame []byte, eps *endpoint.Table) stats.Reason {
 		// Egress policy applies (ipBlock rules name outside addresses);
 		// the destination is no pod, so there is no ingress side.
 		if !f.allowed(eps, p.Src, p.Dst, p.DstPort, p.IPProto) {
+			f.flow(FlowDenied, conntrack.NAT{})
 			return stats.PolicyDenied
 		}
 		label = pol.Gen

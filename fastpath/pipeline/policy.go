@@ -123,6 +123,7 @@ func (f *forwarder) admitTracked(eps *endpoint.Table) bool {
 			o, r := c.Orig(), c.Reply()
 			if !f.allowed(eps, netip.AddrFrom16(o.Src).Unmap(), netip.AddrFrom16(r.Src).Unmap(), r.SrcPort, o.Proto) {
 				f.ct.Delete(c.Key())
+				f.flow(FlowDenied, c.NAT())
 				return false
 			}
 			f.ct.SetLabel(&c, pol.Gen)
@@ -133,11 +134,14 @@ func (f *forwarder) admitTracked(eps *endpoint.Table) bool {
 		return true
 	}
 	if !f.allowed(eps, p.Src, p.Dst, p.DstPort, p.IPProto) {
+		f.flow(FlowDenied, conntrack.NAT{})
 		return false
 	}
 	// A refused insert (table busy) leaves the connection untracked: its
 	// next packet is checked again.
-	f.ct.Insert(keyOf(p), conntrack.NAT{}, pol.Gen, now)
+	if _, r := f.ct.Insert(keyOf(p), conntrack.NAT{}, pol.Gen, now); r == conntrack.Inserted {
+		f.flow(FlowAllowed, conntrack.NAT{})
+	}
 	return true
 }
 

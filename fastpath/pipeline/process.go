@@ -63,6 +63,9 @@ type forwarder struct {
 	peer uint16   // vTunnel: index of the peer node in under.peers
 	mtu  uint32   // PuntFragNeeded: the MTU the ICMP error announces
 	nat  natState // the packet's connection, when the NAT step looked it up
+
+	flows       *flowRing // the worker's flow events; nil: none recorded
+	flowScratch flowEvent
 }
 
 func newForwarder(gw Gateway) forwarder {

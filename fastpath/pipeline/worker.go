@@ -33,6 +33,9 @@ type Worker struct {
 	// Counters of outcomes; written by this worker, read by anyone.
 	Counters stats.Counters
 
+	// flowRing holds the flow events this worker wrote (flows.go).
+	flowRing flowRing
+
 	// seen is the port-set generation this worker has switched to; the
 	// control plane waits on it before closing a removed port's sockets.
 	seen atomic.Uint64
@@ -76,6 +79,7 @@ func newWorker(dp *Dataplane, id int) *Worker {
 	w := &Worker{id: id, dp: dp, fwd: newForwarder(dp.cfg.Gateway), batch: dp.cfg.Batch,
 		rx: make([]xsk.Desc, dp.cfg.Batch)}
 	w.fwd.natPorts = dp.cfg.NATPorts
+	w.fwd.flows = &w.flowRing
 	w.wakeFD.Store(-1)
 	return w
 }
@@ -384,6 +388,7 @@ func (w *Worker) flush() {
 // publish makes the worker's counters visible to other goroutines.
 func (w *Worker) publish() {
 	w.Counters.Publish()
+	w.flowRing.publish()
 	w.publishBusy()
 	if hp := w.dp.hostPort; hp != nil {
 		c := &hp.counters[w.id]
