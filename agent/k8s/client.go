@@ -3,6 +3,8 @@ package k8s
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -15,12 +17,26 @@ type Interface = kubernetes.Interface
 
 // Client returns a clientset for the cluster of the kubeconfig file at
 // path or, when path is "", of the pod's service account (in-cluster
-// config). It speaks protobuf, which the informers' lists and watches of
+// config). apiServer, "host:port", replaces the API server's address
+// (in-cluster, the kubernetes Service's cluster IP, which without
+// kube-proxy nothing translates before ringnetd itself has read the
+// Services). It speaks protobuf, which the informers' lists and watches of
 // the built-in kinds favour.
-func Client(kubeconfig string) (kubernetes.Interface, error) {
+func Client(kubeconfig, apiServer string) (kubernetes.Interface, error) {
 	var cfg *rest.Config
 	var err error
+	var host, port string
+	if apiServer != "" {
+		if host, port, err = net.SplitHostPort(apiServer); err != nil || host == "" || port == "" {
+			return nil, fmt.Errorf("API server address %q: want host:port, e.g. 192.168.50.10:6443", apiServer)
+		}
+	}
 	if kubeconfig == "" {
+		if apiServer != "" {
+			// What InClusterConfig reads the address from.
+			os.Setenv("KUBERNETES_SERVICE_HOST", host)
+			os.Setenv("KUBERNETES_SERVICE_PORT", port)
+		}
 		cfg, err = rest.InClusterConfig()
 		if errors.Is(err, rest.ErrNotInCluster) {
 			return nil, errors.New("not running in a pod (no KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT): give a kubeconfig file")
@@ -30,6 +46,8 @@ func Client(kubeconfig string) (kubernetes.Interface, error) {
 		}
 	} else if cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+	} else if apiServer != "" {
+		cfg.Host = "https://" + net.JoinHostPort(host, port)
 	}
 	return clientFor(cfg)
 }

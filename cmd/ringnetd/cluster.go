@@ -36,6 +36,7 @@ type clusterFlags struct {
 	path       string
 	kube       bool
 	kubeconfig string
+	apiServer  string
 	node       string
 	uplink     string
 	address    string
@@ -70,6 +71,7 @@ func addClusterFlags(fs *flag.FlagSet) *clusterFlags {
 	fs.StringVar(&c.path, "cluster", "", `static cluster file: the nodes, their underlay addresses and pod CIDRs, and the tunnel mode ("default": the embedded example cluster); enables cross-node forwarding through --uplink`)
 	fs.BoolVar(&c.kube, "kubernetes", false, "learn the cluster from the Kubernetes API (in-cluster config, or --kubeconfig): this node's pod CIDRs, the other nodes; publish this node's tunnel endpoint on its Node")
 	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file for --kubernetes (default: in-cluster config)")
+	fs.StringVar(&c.apiServer, "api-server", "", "with --kubernetes: the API server's host:port, instead of the kubernetes Service's cluster IP (needed without kube-proxy: nothing translates that address before ringnetd has read the Services)")
 	fs.StringVar(&c.node, "node", "", "this node's name in the cluster file or Kubernetes (default: the host name)")
 	fs.StringVar(&c.uplink, "uplink", "", "the device other nodes are reached through (default: the one holding this node's address)")
 	fs.StringVar(&c.address, "node-address", "", "with --kubernetes: this node's underlay address with its subnet length, e.g. 192.168.50.1/24 (default: the first IPv4 address of --uplink)")
@@ -267,7 +269,7 @@ func (x *crossNode) loadKube(cf *clusterFlags, name string) error {
 			return err
 		}
 	}
-	if x.kube, err = k8s.Client(cf.kubeconfig); err != nil {
+	if x.kube, err = k8s.Client(cf.kubeconfig, cf.apiServer); err != nil {
 		return fmt.Errorf("--kubernetes: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

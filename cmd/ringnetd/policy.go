@@ -13,6 +13,7 @@ import (
 	"github.com/ringnet/ringnet/agent/metrics"
 	"github.com/ringnet/ringnet/agent/netpol"
 	"github.com/ringnet/ringnet/fastpath/pipeline"
+	"github.com/ringnet/ringnet/tables/conntrack"
 )
 
 // policyCompiler publishes each policy input as a new policy snapshot.
@@ -61,8 +62,10 @@ func sweepConntrack(ctx context.Context, dp *pipeline.Dataplane) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if ct := dp.Conntrack(); ct != nil {
-				ct.Sweep(dp.ConntrackNow(), 1<<16)
+			for _, ct := range []*conntrack.Table{dp.Conntrack(), dp.Affinity()} {
+				if ct != nil {
+					ct.Sweep(dp.ConntrackNow(), 1<<16)
+				}
 			}
 		}
 	}
