@@ -12,7 +12,8 @@
 // nothing: Status, Endpoints (the local pods' addresses and ports), Routes
 // (where other nodes' pod CIDRs go), Peers (the other nodes and how they
 // are reached), Services (the service table the fast path load-balances
-// with) and Stats (the dataplane's counters). Each answer is one
+// with), Policy (the NetworkPolicy it enforces and the local pods each
+// policy selects) and Stats (the dataplane's counters). Each answer is one
 // snapshot, read off the dataplane's tables when asked; none of it is on
 // the fast path.
 //
@@ -482,6 +483,7 @@ type Handler interface {
 	Services(context.Context) (ServiceList, error)
 	Stats(context.Context) (Stats, error)
 	Flows(context.Context) (FlowList, error)
+	Policy(context.Context) (PolicyList, error)
 }
 
 // checkIDs rejects a container ID or interface name the CNI spec does not
@@ -585,6 +587,7 @@ func NewServer(h Handler) *http.Server {
 	handle("GET /v1/services", func(r *http.Request) (any, error) { return h.Services(r.Context()) })
 	handle("GET /v1/stats", func(r *http.Request) (any, error) { return h.Stats(r.Context()) })
 	handle("GET /v1/flows", func(r *http.Request) (any, error) { return h.Flows(r.Context()) })
+	handle("GET /v1/policy", func(r *http.Request) (any, error) { return h.Policy(r.Context()) })
 	handle("POST /v1/gc", func(r *http.Request) (any, error) {
 		var g GCRequest
 		if err := decode(r, &g); err != nil {

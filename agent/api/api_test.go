@@ -46,6 +46,7 @@ func (s *stub) Routes(context.Context) (RouteList, error)       { return stubRou
 func (s *stub) Peers(context.Context) (PeerList, error)         { return stubPeers, s.err }
 func (s *stub) Services(context.Context) (ServiceList, error)   { return stubServices, s.err }
 func (s *stub) Flows(context.Context) (FlowList, error)         { return stubFlows, s.err }
+func (s *stub) Policy(context.Context) (PolicyList, error)      { return stubPolicy, s.err }
 func (s *stub) Stats(context.Context) (Stats, error)            { return stubStats, s.err }
 
 var (
@@ -74,6 +75,13 @@ var (
 			Dst: "10.96.0.10:80", TranslatedDst: "10.244.2.3:8080", Interface: "rn0123456789a"},
 		{Time: time.Date(2026, 11, 21, 10, 0, 1, 0, time.UTC), Verdict: "denied", Protocol: "UDP", Src: "10.244.1.2:5353", Dst: "10.244.2.3:53"},
 	}, Total: map[string]uint64{"allowed": 7, "denied": 1}, Lost: 2}
+	stubPolicy = PolicyList{Enforcing: true, Generation: 2, Pods: 3, Identities: 2, LocalEndpoints: 2, LocalSelected: 1, LocalUnknown: 1,
+		Policies: []NetworkPolicy{
+			{Namespace: "default", Name: "allow-web", Types: []string{"Ingress"}, Selected: 2,
+				Local: []PolicyPod{{Namespace: "default", Name: "web", Addresses: []string{"10.244.1.2", "fd00::2"}}}},
+			{Namespace: "prod", Name: "deny", Types: []string{}, Local: []PolicyPod{}},
+		},
+		Problems: []string{"networkpolicy prod/bad: spec.podSelector.matchLabels: empty key; it is left out and selects no pods until it is fixed"}}
 	stubStats = Stats{
 		Ports:   []PortStats{{ID: 0, Interface: "rna", Kind: PortPod, RxFrames: 10, TxFrames: 9, XSKRxRingFull: 1}},
 		Workers: []WorkerStats{{ID: 0, Forwarded: 8, Punted: 2, Busy: 0.25}},
@@ -163,6 +171,13 @@ func TestViews(t *testing.T) {
 	}
 	if diff := cmp.Diff(stubFlows, fl); diff != "" {
 		t.Errorf("Flows (-want +got):\n%s", diff)
+	}
+	pl, err := c.Policy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stubPolicy, pl); diff != "" {
+		t.Errorf("Policy (-want +got):\n%s", diff)
 	}
 	st, err := c.Stats(ctx)
 	if err != nil {

@@ -1,7 +1,8 @@
 // Package cluster is the agent's model of the cluster it runs in: the
 // nodes (name, underlay address, pod CIDRs, and whether ringnet or Flannel
-// serves them), how a node reaches another node's pods (the tunnel), and
-// the Services with their endpoints.
+// serves them), how a node reaches another node's pods (the tunnel), the
+// Services with their endpoints, and the NetworkPolicies with the
+// namespaces and pods they select.
 //
 // Data flow: a source fills a [Cluster] and the agent compiles it into the
 // fast path's tables. Today the source is a static cluster file, read by
@@ -12,7 +13,9 @@
 // node's pod CIDRs (tables/route's Tunnel), and agent/underlay resolves each
 // node's address to a next-hop MAC (tables/neighbor). [ServiceSpecs] turns
 // the Services into one node's service table entries (tables/service):
-// cluster IPs, NodePorts and external IPs, each with its backends.
+// cluster IPs, NodePorts and external IPs, each with its backends. The
+// namespaces, pods and policies are agent/netpol's input as they are, for
+// netpol.Compile (agent/k8s delivers its own from informers).
 //
 // A Cluster is plain values and is not safe for concurrent mutation: a
 // source builds a new one for each change, validates it and hands it over;
@@ -59,10 +62,33 @@
 //	  - {address: 10.244.2.3, node: node-b, terminating: true}
 //	                                       # ready: default true, false when terminating;
 //	                                       # serving: default ready, true when terminating
+//	namespaces:                # optional: labels for namespaceSelectors
+//	- {name: prod, labels: {team: a}}      # a DNS-1123 label; every namespace a pod or policy
+//	                                       # names exists, with kubernetes.io/metadata.name=<name>
+//	pods:                      # the pods policies select or allow (a pod missing here is no pod
+//	                           # to policy: nothing selects it, only ipBlocks match it)
+//	- namespace: default                   # the default
+//	  name: web-1
+//	  labels: {app: web}
+//	  addresses: [10.244.1.2]              # status.podIPs: one per family, in a node's pod CIDR
+//	  ports: [{name: http, port: 8080, protocol: TCP}]  # its named container ports
+//	policies:                  # NetworkPolicies
+//	- namespace: default                   # the default
+//	  name: allow-web
+//	  spec:                                # networking.k8s.io/v1, field for field
+//	    podSelector: {matchLabels: {app: web}}   # required; {} is every pod of the namespace
+//	    policyTypes: [Ingress]
+//	    ingress:
+//	    - from: [{podSelector: {matchLabels: {role: client}}}, {ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}}]
+//	      ports: [{protocol: TCP, port: 8080, endPort: 8090}]  # port: a number or a named port
 //
-// The file grows with the model (pods and policies are to come): each
-// part is a new top-level key, decoded by a new field of the file's struct
-// in file.go, so strict checking of unknown keys stays as it is.
+// The policies mean what they mean in Kubernetes (agent/netpol's package
+// documentation says how each field is compiled); a policy the API server
+// would refuse is an error here, named as netpol names it.
+//
+// The file grows with the model: each part is a new top-level key,
+// decoded by a new field of the file's struct in file.go, so strict
+// checking of unknown keys stays as it is.
 package cluster
 
 import (
@@ -70,6 +96,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/ringnet/ringnet/agent/netpol"
 	"github.com/ringnet/ringnet/tables/route"
 )
 
@@ -80,6 +107,14 @@ type Cluster struct {
 	// Services are the cluster file's services (agent/k8s delivers them
 	// apart, from their own informers).
 	Services []Service
+	// Namespaces, Pods and Policies are the cluster file's NetworkPolicy
+	// input, as netpol.Compile takes it (agent/k8s delivers its own, from
+	// informers). Pods are the pods policies select or allow, with their
+	// addresses: the file is their source of truth, as it is of
+	// services' endpoints.
+	Namespaces []netpol.Namespace
+	Pods       []netpol.Pod
+	Policies   []netpol.NetworkPolicy
 }
 
 // Tunnel says how traffic between the pods of two nodes crosses the
@@ -165,7 +200,9 @@ type Node struct {
 // SetDefaults fills what is left empty: tunnel mode vxlan, crossSubnet's
 // encapsulation vxlan, VXLAN port 8472 and VNI 1, backend ringnet; a
 // service's namespace "default", its ports' (and its endpoints' ports')
-// protocol TCP.
+// protocol TCP; a pod's and a policy's namespace "default", a pod's
+// ports' protocol TCP. A policy port's protocol stays empty, which netpol
+// reads as TCP.
 func (c *Cluster) SetDefaults() {
 	t := &c.Tunnel
 	if t.Mode == "" {
@@ -187,9 +224,7 @@ func (c *Cluster) SetDefaults() {
 	}
 	for i := range c.Services {
 		s := &c.Services[i]
-		if s.Namespace == "" {
-			s.Namespace = defaultNamespace
-		}
+		defaultNS(&s.Namespace)
 		for j := range s.Ports {
 			defaultProtocol(&s.Ports[j].Protocol)
 		}
@@ -198,6 +233,22 @@ func (c *Cluster) SetDefaults() {
 				defaultProtocol(&s.Endpoints[k].Ports[j].Protocol)
 			}
 		}
+	}
+	for i := range c.Pods {
+		defaultNS(&c.Pods[i].Namespace)
+		for j := range c.Pods[i].Ports {
+			defaultProtocol(&c.Pods[i].Ports[j].Proto)
+		}
+	}
+	for i := range c.Policies {
+		defaultNS(&c.Policies[i].Namespace)
+	}
+}
+
+// defaultNS makes an unset namespace "default", as Kubernetes does.
+func defaultNS(ns *string) {
+	if *ns == "" {
+		*ns = defaultNamespace
 	}
 }
 

@@ -108,7 +108,14 @@ func TestParseDefaults(t *testing.T) {
 // TestParseJSON: the file may be JSON, and MarshalJSON writes what Parse
 // reads back, as JSON or (through sigs.k8s.io/yaml) YAML.
 func TestParseJSON(t *testing.T) {
-	c, err := Parse(Default)
+	roundTrip(t, Default)
+}
+
+// roundTrip parses file, writes the result as JSON and as YAML, and
+// checks that Parse reads each back as it was.
+func roundTrip(t *testing.T, file []byte) {
+	t.Helper()
+	c, err := Parse(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +132,7 @@ func TestParseJSON(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: Parse(%s): %v", name, data, err)
 		}
-		if diff := cmp.Diff(c, got, cmpPrefix); diff != "" {
+		if diff := cmp.Diff(c, got, cmpPrefix, cmpAddr); diff != "" {
 			t.Errorf("%s round trip (-want +got):\n%s", name, diff)
 		}
 	}
@@ -151,7 +158,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		// The file's shape.
 		{"top level list", "- a", []string{"cluster file: got a list, want a mapping"}},
-		{"unknown top-level key", "pods: []" + twoNodes, []string{`cluster file: unknown key "pods"; the keys here are tunnel, nodes, services`}},
+		{"unknown top-level key", "networkPolicies: []" + twoNodes, []string{`cluster file: unknown key "networkPolicies"; the keys here are tunnel, nodes, services, namespaces, pods, policies`}},
 		{"unknown node key", "nodes:\n- {name: a, address: 192.168.50.1/24, podCIDRs: [10.244.1.0/24], mtu: 1500}",
 			[]string{`nodes[0]: unknown key "mtu"; the keys here are name, address, podCIDRs, backend, vtepMAC`}},
 		{"key in the wrong case", "nodes:\n- {name: a, address: 192.168.50.1/24, podcidrs: [10.244.1.0/24]}",

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringnet/ringnet/agent/netpol"
 	"sigs.k8s.io/yaml"
 )
 
@@ -100,6 +102,15 @@ func (c Cluster) MarshalJSON() ([]byte, error) {
 		}
 		f.Services = append(f.Services, fs)
 	}
+	for _, ns := range c.Namespaces {
+		f.Namespaces = append(f.Namespaces, fileNamespace{Name: ns.Name, Labels: ns.Labels})
+	}
+	for i := range c.Pods {
+		f.Pods = append(f.Pods, filePodOf(&c.Pods[i]))
+	}
+	for i := range c.Policies {
+		f.Policies = append(f.Policies, filePolicyOf(&c.Policies[i]))
+	}
 	return json.Marshal(f)
 }
 
@@ -175,12 +186,15 @@ func addrStrings(as []netip.Addr) []string {
 
 // file is the cluster file. Its fields are the strings, numbers and
 // booleans the file holds; model turns them into the model's types,
-// naming the field that does not parse. A new part of the file (pods,
-// policies) is a new field here and in Cluster.
+// naming the field that does not parse. A new part of the file is a new
+// field here and in Cluster.
 type file struct {
-	Tunnel   fileTunnel    `json:"tunnel,omitzero"`
-	Nodes    []fileNode    `json:"nodes,omitempty"`
-	Services []fileService `json:"services,omitempty"`
+	Tunnel     fileTunnel      `json:"tunnel,omitzero"`
+	Nodes      []fileNode      `json:"nodes,omitempty"`
+	Services   []fileService   `json:"services,omitempty"`
+	Namespaces []fileNamespace `json:"namespaces,omitempty"`
+	Pods       []filePod       `json:"pods,omitempty"`
+	Policies   []filePolicy    `json:"policies,omitempty"`
 }
 
 type fileTunnel struct {
@@ -265,16 +279,8 @@ func (fs *fileService) model(p *problems, f string) Service {
 	var target []EndpointPort
 	for j, fp := range fs.Ports {
 		fj := fmt.Sprintf("%s.ports[%d]", f, j)
-		sp := ServicePort{Name: fp.Name, Port: parsePort(p, fj+".port", fp.Port), NodePort: parsePort(p, fj+".nodePort", fp.NodePort)}
-		if fp.Protocol != "" {
-			k := slices.IndexFunc(protocols, func(q protocol) bool { return q.name == fp.Protocol })
-			if k < 0 {
-				names := protocolNames()
-				p.add(fj+".protocol", "unknown protocol %q; choose %s%s", fp.Protocol, choices(names), didYouMean(fp.Protocol, names))
-			} else {
-				sp.Protocol = protocols[k].num
-			}
-		}
+		sp := ServicePort{Name: fp.Name, Port: parsePort(p, fj+".port", fp.Port), NodePort: parsePort(p, fj+".nodePort", fp.NodePort),
+			Protocol: parseProtocol(p, fj+".protocol", fp.Protocol)}
 		tp := parsePort(p, fj+".targetPort", fp.TargetPort)
 		if tp == 0 {
 			tp = sp.Port
@@ -356,6 +362,22 @@ func parseAddr(p *problems, f, s, example string) netip.Addr {
 	return a
 }
 
+// parseProtocol parses a protocol of the file as Kubernetes spells it
+// (TCP, UDP or SCTP): its number, or 0 when s is empty or unknown (which
+// it reports).
+func parseProtocol(p *problems, f, s string) uint8 {
+	if s == "" {
+		return 0
+	}
+	k := slices.IndexFunc(protocols, func(q protocol) bool { return q.name == s })
+	if k < 0 {
+		names := protocolNames()
+		p.add(f, "unknown protocol %q; choose %s%s", s, choices(names), didYouMean(s, names))
+		return 0
+	}
+	return protocols[k].num
+}
+
 // parsePort checks a port number of the file: 0 (absent) or 1 to 65535.
 func parsePort(p *problems, f string, n int64) uint16 {
 	if n < 0 || n > 65535 {
@@ -413,6 +435,15 @@ func (f *file) model() (*Cluster, error) {
 	for i := range f.Services {
 		c.Services = append(c.Services, f.Services[i].model(&p, fmt.Sprintf("services[%d]", i)))
 	}
+	for _, fn := range f.Namespaces {
+		c.Namespaces = append(c.Namespaces, netpol.Namespace{Name: fn.Name, Labels: labelsOf(fn.Labels)})
+	}
+	for i := range f.Pods {
+		c.Pods = append(c.Pods, f.Pods[i].model(&p, fmt.Sprintf("pods[%d]", i)))
+	}
+	for i := range f.Policies {
+		c.Policies = append(c.Policies, f.Policies[i].model(&p, fmt.Sprintf("policies[%d]", i)))
+	}
 	if err := p.err(); err != nil {
 		return nil, err
 	}
@@ -430,6 +461,18 @@ func checkShape(path string, v any, t reflect.Type) error {
 	}
 	if v == nil {
 		return nil
+	}
+	if t == reflect.TypeFor[intOrString]() {
+		switch n := v.(type) {
+		case string:
+			return nil
+		case json.Number:
+			if _, err := n.Int64(); err != nil {
+				return fmt.Errorf("%s: %s is not a whole number in range", where, n)
+			}
+			return nil
+		}
+		return fmt.Errorf("%s: got %s, want a number or a name", where, kind(v))
 	}
 	switch t.Kind() {
 	case reflect.Struct:
@@ -464,6 +507,16 @@ func checkShape(path string, v any, t reflect.Type) error {
 				sub = path + "." + k
 			}
 			if err := checkShape(sub, m[k], ft); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return fmt.Errorf("%s: got %s, want a mapping", where, kind(v))
+		}
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if err := checkShape(fmt.Sprintf("%s[%q]", path, k), m[k], t.Elem()); err != nil {
 				return err
 			}
 		}

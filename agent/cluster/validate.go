@@ -64,6 +64,9 @@ func (c *Cluster) Validate() error {
 	}
 	c.crossNodes(&p)
 	c.validateServices(&p)
+	c.validateNamespaces(&p)
+	c.validatePods(&p)
+	c.validatePolicies(&p)
 	return p.err()
 }
 
@@ -103,14 +106,24 @@ func validateName(p *problems, f, name string) {
 		p.add(f, "missing; give the node's name as Kubernetes knows it (kubectl get nodes)")
 		return
 	}
-	ok := len(name) <= 253
-	for label := range strings.SplitSeq(name, ".") {
-		ok = ok && isLabel(label)
-	}
-	if !ok {
+	if !isSubdomain(name) {
 		p.add(f, "%q is not a node name; use lowercase letters, digits, '-' and '.', "+
 			"starting and ending with a letter or digit (a DNS-1123 subdomain, as Kubernetes requires)", name)
 	}
+}
+
+// isSubdomain reports whether s is a DNS-1123 subdomain: at most 253
+// bytes of DNS-1123 labels joined by '.'.
+func isSubdomain(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if !isLabel(label) {
+			return false
+		}
+	}
+	return true
 }
 
 func alnum(b byte) bool { return 'a' <= b && b <= 'z' || '0' <= b && b <= '9' }
@@ -400,13 +413,7 @@ func (c *Cluster) validateService(p *problems, sv *serviceChecks, i int) {
 		p.add(f+".name", "%q is not a service name; use at most 63 lowercase letters, digits and '-', "+
 			"starting with a letter and ending with a letter or digit (a DNS-1035 label, as Kubernetes requires)", s.Name)
 	}
-	switch {
-	case s.Namespace == "":
-		p.add(f+".namespace", "missing; give the service's namespace (the file's default is %q)", defaultNamespace)
-	case !isLabel(s.Namespace):
-		p.add(f+".namespace", "%q is not a namespace name; use at most 63 lowercase letters, digits and '-', "+
-			"starting and ending with a letter or digit (a DNS-1123 label, as Kubernetes requires)", s.Namespace)
-	}
+	validateNamespace(p, f+".namespace", s.Namespace, "service")
 	if j, dup := sv.names[id]; dup && s.Name != "" {
 		p.add(f+".name", "%q is also services[%d].name in namespace %q; a service's namespace and name must be unique", s.Name, j, s.Namespace)
 	} else {
@@ -422,7 +429,7 @@ func (c *Cluster) validateService(p *problems, sv *serviceChecks, i int) {
 		a netip.Addr
 	}
 	var addrs []addrField
-	var fams [2]int // index+1 of the IPv4 and the IPv6 cluster IP
+	var fams famSeen
 	if len(s.ClusterIPs) == 0 {
 		p.add(f+".clusterIPs", "missing; give the service's cluster IP (at most one IPv4 and one IPv6, such as [%s]); "+
 			"a headless service has no cluster IP and no place in this file", serviceIPExample)
@@ -432,12 +439,9 @@ func (c *Cluster) validateService(p *problems, sv *serviceChecks, i int) {
 		if !c.serviceIPOK(p, fk, a, "give the service's cluster IP, from the service CIDR") {
 			continue
 		}
-		fam := addrFamily(a)
-		if j := fams[fam]; j > 0 {
-			p.add(fk, "a second %s cluster IP (%s.clusterIPs[%d] is %v); a service has at most one per family", famName[fam], f, j-1, s.ClusterIPs[j-1])
+		if !fams.first(p, fk, f+".clusterIPs", s.ClusterIPs, k, "cluster IP", "a service") {
 			continue
 		}
-		fams[fam] = k + 1
 		if other, dup := sv.clusterIPs[a]; dup {
 			p.add(fk, "%v is also %s; every service needs its own cluster IP", a, other)
 			continue
@@ -514,6 +518,36 @@ func (c *Cluster) validateService(p *problems, sv *serviceChecks, i int) {
 	c.validateEndpoints(p, f, s, fams)
 }
 
+// validateNamespace checks the namespace of a service, pod or policy
+// (what): a DNS-1123 label.
+func validateNamespace(p *problems, f, ns, what string) {
+	switch {
+	case ns == "":
+		p.add(f, "missing; give the %s's namespace (the file's default is %q)", what, defaultNamespace)
+	case !isLabel(ns):
+		p.add(f, "%q is not a namespace name; use at most 63 lowercase letters, digits and '-', "+
+			"starting and ending with a letter or digit (a DNS-1123 label, as Kubernetes requires)", ns)
+	}
+}
+
+// famSeen is, for each family (addrFamily), the index+1 of the first
+// address of that family in a list; 0 for none.
+type famSeen [2]int
+
+// first records addrs[k], the address at field fk of the list at field
+// list, and reports whether it is the first of its family; if not, it
+// says so: what (such as "cluster IP") who (such as "a service") has at
+// most one of per family.
+func (fs *famSeen) first(p *problems, fk, list string, addrs []netip.Addr, k int, what, who string) bool {
+	fam := addrFamily(addrs[k])
+	if j := fs[fam]; j > 0 {
+		p.add(fk, "a second %s %s (%s[%d] is %v); %s has at most one per family", famName[fam], what, list, j-1, addrs[j-1], who)
+		return false
+	}
+	fs[fam] = k + 1
+	return true
+}
+
 // validateNodePort checks the NodePort of services[i].ports[j]: in the
 // range, and no other service's.
 func (c *Cluster) validateNodePort(p *problems, sv *serviceChecks, i, j int) {
@@ -540,10 +574,10 @@ func (c *Cluster) validateNodePort(p *problems, sv *serviceChecks, i, j int) {
 // validateEndpoints checks a service's endpoints: addresses of the
 // service's families, each once; nodes of this file, and the node whose
 // pod CIDR holds the address; conditions as Kubernetes sets them.
-func (c *Cluster) validateEndpoints(p *problems, f string, s *Service, fams [2]int) {
+func (c *Cluster) validateEndpoints(p *problems, f string, s *Service, fams famSeen) {
 	for k, e := range s.Endpoints {
 		fk := fmt.Sprintf("%s.endpoints[%d]", f, k)
-		if unicastOK(p, fk+".address", e.Addr, "give the endpoint's (the pod's) IP address") {
+		if unicastOK(p, fk+".address", e.Addr, "a service may use", "give the endpoint's (the pod's) IP address") {
 			if fam := addrFamily(e.Addr); fams[fam] == 0 {
 				p.add(fk+".address", "%v is %s, but the service has no %s cluster IP; add one to clusterIPs, or remove the endpoint", e.Addr, famName[fam], famName[fam])
 			}
@@ -575,7 +609,7 @@ func (c *Cluster) validateEndpoints(p *problems, f string, s *Service, fams [2]i
 // serviceIPOK checks a cluster IP or external IP: a unicast address, in
 // no node's pod CIDR.
 func (c *Cluster) serviceIPOK(p *problems, f string, a netip.Addr, hint string) bool {
-	if !unicastOK(p, f, a, hint) {
+	if !unicastOK(p, f, a, "a service may use", hint) {
 		return false
 	}
 	if n, pc, ok := c.podCIDROf(a); ok {
@@ -585,9 +619,10 @@ func (c *Cluster) serviceIPOK(p *problems, f string, a netip.Addr, hint string) 
 	return true
 }
 
-// unicastOK checks an address of a service or an endpoint is one a
-// service may use: unicast, not link-local, written plainly.
-func unicastOK(p *problems, f string, a netip.Addr, hint string) bool {
+// unicastOK checks an address of a service, an endpoint or a pod is one
+// it may have (who: "a service may use"): unicast, not link-local,
+// written plainly.
+func unicastOK(p *problems, f string, a netip.Addr, who, hint string) bool {
 	switch {
 	case !a.IsValid():
 		p.add(f, "missing; %s", hint)
@@ -596,7 +631,7 @@ func unicastOK(p *problems, f string, a netip.Addr, hint string) bool {
 	case a.Zone() != "":
 		p.add(f, "%v has a zone; %s", a, hint)
 	case a.IsUnspecified(), a.IsLoopback(), a.IsMulticast(), a.IsLinkLocalUnicast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		p.add(f, "%v is not a unicast address a service may use; %s", a, hint)
+		p.add(f, "%v is not a unicast address %s; %s", a, who, hint)
 	default:
 		return true
 	}

@@ -2,7 +2,8 @@
 // plugin it allocates pod addresses (package ipam), attaches and detaches
 // pod ports on the dataplane, and brings existing pods back after a
 // restart; for the ringnet CLI it shows the dataplane's endpoints, routes,
-// peers, services and counters (view.go), changing nothing.
+// peers, services and counters (view.go) and the NetworkPolicy it
+// enforces (policy.go), changing nothing.
 //
 // Calls for one pod interface are serialised by a per-daemon lock around
 // the store and the dataplane; bbolt and the dataplane are safe on their
@@ -26,12 +27,13 @@ import (
 
 // Daemon implements api.Handler.
 type Daemon struct {
-	dp    *pipeline.Dataplane
-	store *ipam.Store
-	mtu   int
-	log   *slog.Logger
-	flows *flowlog.Recorder // nil: no flow log
-	mu    sync.Mutex        // serialises Allocate/Attach/Release/GC
+	dp       *pipeline.Dataplane
+	store    *ipam.Store
+	mtu      int
+	log      *slog.Logger
+	flows    *flowlog.Recorder // nil: no flow log
+	policies *Policies         // nil: no policy view (SetPolicies)
+	mu       sync.Mutex        // serialises Allocate/Attach/Release/GC
 }
 
 // New returns a daemon over a started dataplane and an open store. mtu is

@@ -97,7 +97,9 @@
 // static cluster file has no API server, and never lets one bad policy
 // stop the others. Each problem is a [*PolicyError] in Compiled.Problems
 // naming the policy and the field (such as
-// spec.ingress[0].from[1].ipBlock.except[0]). The policy then fails closed:
+// spec.ingress[0].from[1].ipBlock.except[0]). [Check] runs the same checks
+// without compiling: the cluster file (agent/cluster) refuses a policy
+// with a problem instead. In Compile, the policy fails closed:
 //
 //	problem                                    the policy
 //	-----------------------------------------  ---------------------------------------------------

@@ -202,11 +202,11 @@ func ProtocolNumber(s string) (uint8, bool) {
 	return 0, false
 }
 
-// validPortName reports whether s is a valid port name (IANA_SVC_NAME,
+// ValidPortName reports whether s is a valid port name (IANA_SVC_NAME,
 // as the API validates container port names): 1-15 lowercase letters,
 // digits and hyphens, at least one letter, no hyphen at either end or
 // next to another.
-func validPortName(s string) bool {
+func ValidPortName(s string) bool {
 	if len(s) == 0 || len(s) > 15 || s[0] == '-' || s[len(s)-1] == '-' || strings.Contains(s, "--") {
 		return false
 	}

@@ -30,6 +30,22 @@ func (e *PolicyError) Error() string {
 	return fmt.Sprintf("networkpolicy %s: %s: %s; %s", e.Policy, e.Field, e.Msg, effect)
 }
 
+// Check reports what is wrong with np, each problem as Compile would
+// report it, without compiling: a source that no API server validates
+// first, such as the cluster file, refuses the policy instead. nil: Compile
+// takes np as given.
+func Check(np *NetworkPolicy) []*PolicyError {
+	_, errs := parse(np)
+	out := make([]*PolicyError, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, e.(*PolicyError)) // parser.fail makes every one
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
 // parsedPolicy is a validated NetworkPolicy.
 type parsedPolicy struct {
 	name   string // namespace/name
@@ -144,7 +160,7 @@ func (p *parser) rule(r *Rule, field, peers string) parsedRule {
 		switch {
 		case po.Port == nil:
 			if po.EndPort != 0 {
-				p.fail(false, f+".endPort", "endPort %d without a port", po.EndPort)
+				p.fail(false, f+".endPort", "endPort %d without a port; give port, the first of the range, or remove endPort", po.EndPort)
 				continue
 			}
 			pr.ports = append(pr.ports, policy.Port{Proto: proto})
@@ -152,7 +168,7 @@ func (p *parser) rule(r *Rule, field, peers string) parsedRule {
 			p.fail(false, f+".port", "both a number (%d) and a name (%q)", po.Port.Num, po.Port.Name)
 		case po.Port.Name != "":
 			switch {
-			case !validPortName(po.Port.Name):
+			case !ValidPortName(po.Port.Name):
 				p.fail(false, f+".port", "%q is neither a port number (1-65535) nor a port name (up to 15 lowercase letters, digits and single inner hyphens, with a letter)", po.Port.Name)
 			case po.EndPort != 0:
 				p.fail(false, f+".endPort", "endPort %d with the named port %q; endPort needs a numeric port", po.EndPort, po.Port.Name)
@@ -162,7 +178,7 @@ func (p *parser) rule(r *Rule, field, peers string) parsedRule {
 		case po.Port.Num == 0:
 			p.fail(false, f+".port", "neither a port number (1-65535) nor a port name")
 		case po.EndPort != 0 && po.EndPort < po.Port.Num:
-			p.fail(false, f+".endPort", "endPort %d is below port %d", po.EndPort, po.Port.Num)
+			p.fail(false, f+".endPort", "endPort %d is below port %d; give the last port of the range, at least port", po.EndPort, po.Port.Num)
 		default:
 			pr.ports = append(pr.ports, policy.Port{Proto: proto, Port: po.Port.Num, EndPort: po.EndPort})
 		}
@@ -173,7 +189,7 @@ func (p *parser) rule(r *Rule, field, peers string) parsedRule {
 func (p *parser) peer(pe *Peer, field string) (parsedPeer, bool) {
 	switch {
 	case pe.IPBlock != nil && (pe.PodSelector != nil || pe.NamespaceSelector != nil):
-		p.fail(false, field, "ipBlock cannot go with podSelector or namespaceSelector")
+		p.fail(false, field, "ipBlock cannot go with podSelector or namespaceSelector; make it a peer of its own")
 		return parsedPeer{}, false
 	case pe.IPBlock != nil:
 		return p.block(pe.IPBlock, field+".ipBlock")
@@ -214,7 +230,7 @@ func (p *parser) block(b *IPBlock, field string) (parsedPeer, bool) {
 			p.fail(false, f, "%q is not a CIDR such as 10.0.1.0/24", s)
 			ok = false
 		case e.Addr().Is4() != c.Addr().Is4() || e.Bits() <= c.Bits() || !out.cidr.Contains(e.Addr()):
-			p.fail(false, f, "%q is not strictly inside cidr %s", s, b.CIDR)
+			p.fail(false, f, "%q is not strictly inside cidr %s; each except is a part of cidr, with a longer prefix", s, b.CIDR)
 			ok = false
 		default:
 			out.except = append(out.except, e.Masked())
@@ -248,11 +264,11 @@ func (p *parser) selector(s *LabelSelector, field string, leftOut bool) (selecto
 			ok = false
 			continue
 		case (r.Operator == OpIn || r.Operator == OpNotIn) && len(r.Values) == 0:
-			p.fail(leftOut, f+".values", "operator %s needs values", r.Operator)
+			p.fail(leftOut, f+".values", "operator %s needs values; list them, or use %s or %s", r.Operator, OpExists, OpDoesNotExist)
 			ok = false
 			continue
 		case (r.Operator == OpExists || r.Operator == OpDoesNotExist) && len(r.Values) > 0:
-			p.fail(leftOut, f+".values", "operator %s takes no values", r.Operator)
+			p.fail(leftOut, f+".values", "operator %s takes no values; remove values", r.Operator)
 			ok = false
 			continue
 		}

@@ -1,6 +1,7 @@
 // Command ringnet is ringnet's command-line tool. It shows what ringnetd
 // is doing, asking it over its socket (status, endpoints, routes, peers,
-// services, stats: a table by default, JSON with --output json), and it
+// services, stats, flows, policy: a table by default, JSON with --output
+// json), and it
 // sets up and tears down pod ports by hand, exactly as the CNI plugin
 // does: see "ringnet help".
 package main
@@ -29,11 +30,11 @@ Usage:
   ringnet services   [flags]   service table: address, protocol, port, backends, affinity, external policy
   ringnet stats      [flags]   counters: per port, per worker, per reason (--all: zero ones too)
   ringnet flows      [flags]   latest connections decided: allowed, denied, translated (--verdict V, -n N)
-  ringnet policy               not available in this version (exit status 2)
+  ringnet policy     [flags]   NetworkPolicy enforced: generation, each policy and the local pods it selects
   ringnet pod add --netns PATH --host-if NAME --ipv4 ADDR [--ipv6 ADDR] [flags]
   ringnet pod del --host-if NAME
 
-Flags of status, endpoints, routes, peers, services, stats and flows:
+Flags of status, endpoints, routes, peers, services, stats, flows and policy:
   --socket PATH        ringnetd's socket (default /run/ringnet/ringnet.sock)
   -o, --output FORMAT  table (default) or json
 
@@ -48,16 +49,9 @@ forwards for it once it is listed in ringnetd's pods file. Run it in the
 node's network namespace (e.g. ip netns exec NODE ringnet pod add ...).
 `
 
-// exitUnavailable is the exit status of a command for a feature this
-// version does not have.
-const exitUnavailable = 2
-
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "ringnet:", err)
-		if errors.As(err, new(*unavailableError)) {
-			os.Exit(exitUnavailable)
-		}
 		os.Exit(1)
 	}
 }
@@ -69,9 +63,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if c, ok := queries[args[0]]; ok {
 		return c(args[1:], stdout, stderr)
-	}
-	if u, ok := unavailable[args[0]]; ok {
-		return u
 	}
 	switch args[0] {
 	case "-h", "--help", "help":

@@ -32,6 +32,7 @@ var queries = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"services":  services,
 	"stats":     statsCmd,
 	"flows":     flowsCmd,
+	"policy":    policyCmd,
 }
 
 func status(args []string, stdout, stderr io.Writer) error {
@@ -72,6 +73,15 @@ func services(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return show(q, stdout, (*api.Client).Services, servicesTable)
+}
+
+func policyCmd(args []string, stdout, stderr io.Writer) error {
+	q, err := parseQuery("policy", "the NetworkPolicy ringnetd enforces: its generation, the pods and identities it knows, "+
+		"the local endpoints it selects, and each policy with the local pods it selects", args, stderr)
+	if q == nil {
+		return err
+	}
+	return show(q, stdout, (*api.Client).Policy, policyTable)
 }
 
 func statsCmd(args []string, stdout, stderr io.Writer) error {
@@ -305,6 +315,48 @@ func servicesTable(w io.Writer, l api.ServiceList) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", s.VIP, s.Protocol, s.Port, backends, affinity, external, maglev)
 	}
 	return tw.Flush()
+}
+
+func policyTable(w io.Writer, l api.PolicyList) error {
+	if !l.Enforcing {
+		_, err := fmt.Fprintln(w, "No NetworkPolicy enforced: ringnetd has published no policy (its cluster file lists no policies, "+
+			"or it runs without --cluster and --kubernetes), so no pod on this node is isolated.")
+		return err
+	}
+	tw := newTable(w)
+	fmt.Fprintf(tw, "generation\t%d\n", l.Generation)
+	fmt.Fprintf(tw, "policies\t%d\n", len(l.Policies))
+	fmt.Fprintf(tw, "pods\t%d (%d identities)\n", l.Pods, l.Identities)
+	local := fmt.Sprintf("%d, %d selected by a policy", l.LocalEndpoints, l.LocalSelected)
+	if l.LocalUnknown > 0 {
+		local += fmt.Sprintf(", %d of no pod the policy knows (nothing selects them; peers match them by ipBlock only)", l.LocalUnknown)
+	}
+	fmt.Fprintf(tw, "local endpoints\t%s\n", local)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(l.Policies) > 0 {
+		fmt.Fprintln(w)
+		tw = newTable(w)
+		fmt.Fprintln(tw, "NAMESPACE\tNAME\tTYPES\tSELECTED\tLOCAL PODS")
+		for _, p := range l.Policies {
+			var pods []string
+			for _, lp := range p.Local {
+				pods = append(pods, fmt.Sprintf("%s/%s (%s)", lp.Namespace, lp.Name, strings.Join(lp.Addresses, ",")))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", p.Namespace, p.Name, dash(strings.Join(p.Types, ",")), p.Selected, dash(strings.Join(pods, " ")))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(l.Problems) > 0 {
+		fmt.Fprintln(w, "\nproblems:")
+		for _, p := range l.Problems {
+			fmt.Fprintln(w, "  "+p)
+		}
+	}
+	return nil
 }
 
 // groups are the reason groups in the order stats prints them.

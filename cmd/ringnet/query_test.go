@@ -91,6 +91,13 @@ func (f fake) Flows(context.Context) (api.FlowList, error) {
 	return fakeFlows, nil
 }
 
+func (f fake) Policy(context.Context) (api.PolicyList, error) {
+	if f.empty {
+		return api.PolicyList{Policies: []api.NetworkPolicy{}}, nil
+	}
+	return fakePolicy, nil
+}
+
 func (f fake) Stats(context.Context) (api.Stats, error) {
 	st := fakeStats()
 	if f.empty {
@@ -136,6 +143,14 @@ var (
 		{Time: time.Date(2026, 11, 21, 10, 0, 2, 0, time.Local), Verdict: "allowed", Protocol: "TCP", Src: "10.244.1.2:40001",
 			Dst: "203.0.113.7:443", TranslatedSrc: "192.168.50.1:61234", Interface: "rn3f2a9c0d1e4"},
 	}, Total: map[string]uint64{"allowed": 7, "denied": 1}, Lost: 2}
+	fakePolicy = api.PolicyList{Enforcing: true, Generation: 3, Pods: 5, Identities: 4, LocalEndpoints: 3, LocalSelected: 2, LocalUnknown: 1,
+		Policies: []api.NetworkPolicy{
+			{Namespace: "shop", Name: "allow-web", Types: []string{"Ingress"}, Selected: 2,
+				Local: []api.PolicyPod{{Namespace: "shop", Name: "web-7d4b9", Addresses: []string{"10.244.1.2", "fd00:244:1::2"}}}},
+			{Namespace: "shop", Name: "deny-egress", Types: []string{"Egress"}, Selected: 1, Local: []api.PolicyPod{}},
+			{Namespace: "shop", Name: "typo", Types: []string{}, Local: []api.PolicyPod{}},
+		},
+		Problems: []string{`networkpolicy shop/bad: spec.podSelector.matchExpressions[0].operator: unknown operator "in"; it is left out and selects no pods until it is fixed`}}
 	fakePeers = api.PeerList{Peers: []api.Peer{
 		{Name: "node-b", Address: "192.168.50.2", Tunnel: api.TunnelVXLAN, NextHopMAC: "02:aa:00:00:00:02", Resolved: true,
 			VtepMAC: "02:aa:00:00:00:02", PodCIDRs: []string{"10.244.2.0/24", "fd00:244:2::/64"}},
@@ -249,6 +264,20 @@ TIME          VERDICT  PROTOCOL  SOURCE            DESTINATION      TRANSLATED T
 
 since ringnetd started: allowed 7, denied 1; lost (ringnetd fell behind): 2
 `},
+		{[]string{"policy"}, `
+generation       3
+policies         3
+pods             5 (4 identities)
+local endpoints  3, 2 selected by a policy, 1 of no pod the policy knows (nothing selects them; peers match them by ipBlock only)
+
+NAMESPACE  NAME         TYPES    SELECTED  LOCAL PODS
+shop       allow-web    Ingress  2         shop/web-7d4b9 (10.244.1.2,fd00:244:1::2)
+shop       deny-egress  Egress   1         -
+shop       typo         -        0         -
+
+problems:
+  networkpolicy shop/bad: spec.podSelector.matchExpressions[0].operator: unknown operator "in"; it is left out and selects no pods until it is fixed
+`},
 		{[]string{"stats"}, `
 PORT           ID     KIND    RX FRAMES  TX FRAMES  XSK DROPS  FILL RING EMPTY
 rn3f2a9c0d1e4  0      pod     1200       1180       3          1
@@ -314,6 +343,7 @@ func TestEmptyTables(t *testing.T) {
 		"stats":     "(no ports)\n",
 		"services":  "No services: ringnetd has published no service table (its cluster file lists no services, or it runs without --cluster).\n",
 		"flows":     "No flows: the fast path records connections where it tracks them",
+		"policy":    "No NetworkPolicy enforced: ringnetd has published no policy",
 	} {
 		out, _, err := ringnet(t, cmd, "--socket", sock)
 		if err != nil || !strings.Contains(out, want) {
@@ -355,6 +385,7 @@ func TestJSON(t *testing.T) {
 	check([]string{"peers", "--output=json"}, &api.PeerList{}, &fakePeers)
 	check([]string{"services", "-o", "json"}, &api.ServiceList{}, &fakeServices)
 	check([]string{"flows", "-o", "json", "-n", "0"}, &api.FlowList{}, &fakeFlows)
+	check([]string{"policy", "-o", "json"}, &api.PolicyList{}, &fakePolicy)
 	all := fakeStats()
 	check([]string{"stats", "-o", "json", "--all"}, &api.Stats{}, &all)
 	nonZero := fakeStats()
@@ -407,26 +438,8 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-// TestUnavailable: policy and flows say what is missing and exit with
-// status 2, whatever their arguments.
-func TestUnavailable(t *testing.T) {
-	for cmd, want := range map[string]string{
-		"policy": "NetworkPolicy",
-	} {
-		_, _, err := ringnet(t, cmd, "--follow")
-		var u *unavailableError
-		if !errors.As(err, &u) || !strings.Contains(err.Error(), "not available in this version") || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: %v; want unavailable, naming %s", cmd, err, want)
-		}
-		c := exec.Command(os.Args[0], "-test.run=^$")
-		c.Env = append(os.Environ(), "RINGNET_TEST_MAIN=1", "RINGNET_TEST_ARGS="+cmd+" --follow")
-		out, err := c.CombinedOutput()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != exitUnavailable || !strings.HasPrefix(string(out), "ringnet: "+cmd+" is not available") {
-			t.Errorf("ringnet %s: %v, printed %q; want exit status 2 and the reason", cmd, err, out)
-		}
-	}
-	// Other failures exit with 1.
+// TestExitStatus: a failure exits with status 1.
+func TestExitStatus(t *testing.T) {
 	c := exec.Command(os.Args[0], "-test.run=^$")
 	c.Env = append(os.Environ(), "RINGNET_TEST_MAIN=1", "RINGNET_TEST_ARGS=status --socket "+filepath.Join(t.TempDir(), "none"))
 	var ee *exec.ExitError

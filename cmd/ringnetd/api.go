@@ -65,9 +65,9 @@ func addCNIFlags(fs *flag.FlagSet) *cniFlags {
 
 // startAPI opens the address store, re-attaches the ports of pods that
 // survived a restart, and serves the API on its socket: the CNI plugin's
-// calls and the ringnet CLI's views. The returned stop function closes the
-// server and the store.
-func startAPI(c *cniFlags, dp *pipeline.Dataplane, log *slog.Logger) (stop func(), err error) {
+// calls and the ringnet CLI's views (pol: the policy view's source, nil
+// for none). The returned stop function closes the server and the store.
+func startAPI(c *cniFlags, dp *pipeline.Dataplane, pol *agentd.Policies, log *slog.Logger) (stop func(), err error) {
 	fs := dp.Config().XSK.FrameSize
 	if max := pipeline.MaxMTU(fs); c.mtu < 576 || c.mtu > max {
 		return nil, fmt.Errorf("--mtu %d out of range [576, %d]: frames of --frame-size %d hold at most MTU %d (--frame-size 4096: %d)",
@@ -88,6 +88,7 @@ func startAPI(c *cniFlags, dp *pipeline.Dataplane, log *slog.Logger) (stop func(
 		return nil, err
 	}
 	d.SetFlowLog(rec)
+	d.SetPolicies(pol)
 	ctx, cancel := context.WithCancel(context.Background())
 	recDone := make(chan struct{})
 	go func() { rec.Run(ctx); close(recDone) }()

@@ -2,8 +2,8 @@ package main
 
 // Cross-node: where the cluster comes from (a static file, reread on
 // SIGHUP, or the Kubernetes API), the uplink, the routes to the other
-// nodes' pods and the services, kept current as the cluster changes and
-// the underlay's neighbours resolve.
+// nodes' pods, the services and the NetworkPolicy, kept current as the
+// cluster changes and the underlay's neighbours resolve.
 
 import (
 	"bytes"
@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ringnet/ringnet/agent/cluster"
+	agentd "github.com/ringnet/ringnet/agent/daemon"
 	"github.com/ringnet/ringnet/agent/k8s"
 	"github.com/ringnet/ringnet/agent/metrics"
 	"github.com/ringnet/ringnet/agent/underlay"
@@ -100,6 +101,9 @@ type crossNode struct {
 	kube   k8s.Interface    // with --kubernetes
 	flags  *clusterFlags
 	svc    *serviceCompiler // made by start
+	pol    *policyCompiler  // made by start
+
+	policies agentd.Policies // what ringnet policy shows; pol publishes it
 
 	dp  *pipeline.Dataplane
 	sp  *slowpath.SlowPath
@@ -185,14 +189,15 @@ func readClusterFile(path, name string) (*cluster.Cluster, *cluster.Node, error)
 	return c, self, nil
 }
 
-// reload reads the cluster file again (SIGHUP) and applies its nodes and
-// services, if it parses and validates, and this node's own entry and the
-// tunnel are as they were (the uplink, the pods' addresses and MTU were
-// set from them at start: changing them takes a restart). Otherwise it
-// changes nothing, and its error says so and why. It runs on the main
-// goroutine, as start did.
+// reload reads the cluster file again (SIGHUP) and applies its nodes,
+// services and policies, if it parses and validates, and this node's own
+// entry and the tunnel are as they were (the uplink, the pods' addresses
+// and MTU were set from them at start: changing them takes a restart).
+// Otherwise it changes nothing, and its error says so and why. A file
+// that no longer lists any policy stops NetworkPolicy enforcement. It
+// runs on the main goroutine, as start did.
 func (x *crossNode) reload() error {
-	c, svcs, err := x.readReload()
+	c, svcs, pols, err := x.readReload()
 	if err != nil {
 		return fmt.Errorf("%w; nothing changed", err)
 	}
@@ -205,32 +210,47 @@ func (x *crossNode) reload() error {
 			"restart ringnetd to hand out the smaller one (pods made earlier keep theirs)", "pod_mtu", x.mtu, "tunnel_mtu", o)
 	}
 	if err := x.svc.publish(svcs); err != nil {
-		return fmt.Errorf("the nodes are applied, the services not: %w", err)
+		return fmt.Errorf("the nodes are applied, the services and policies not: %w", err)
+	}
+	if err := x.pol.applyFile(pols); err != nil {
+		return fmt.Errorf("the nodes and services are applied, the policies not: %w", err)
 	}
 	return nil
 }
 
 // readReload reads and checks the cluster file for reload, and compiles
-// its services, changing nothing.
-func (x *crossNode) readReload() (*cluster.Cluster, *compiledServices, error) {
+// its services and policies, changing nothing.
+func (x *crossNode) readReload() (*cluster.Cluster, *compiledServices, *compiledPolicy, error) {
 	if x.static == nil {
-		return nil, nil, errors.New("the cluster comes from the Kubernetes API, not a file")
+		return nil, nil, nil, errors.New("the cluster comes from the Kubernetes API, not a file")
 	}
 	c, self, err := readClusterFile(x.flags.path, x.self.Name)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if !sameNode(self, &x.self) {
-		return nil, nil, fmt.Errorf("this node's own entry (%s) changed: its address, pod CIDRs, backend and vtepMAC are applied at start only; restore it, or restart ringnetd", x.self.Name)
+		return nil, nil, nil, fmt.Errorf("this node's own entry (%s) changed: its address, pod CIDRs, backend and vtepMAC are applied at start only; restore it, or restart ringnetd", x.self.Name)
 	}
 	if c.Tunnel != x.tunnel {
-		return nil, nil, fmt.Errorf("the tunnel section changed (%+v, was %+v): it is applied at start only; restore it, or restart ringnetd", c.Tunnel, x.tunnel)
+		return nil, nil, nil, fmt.Errorf("the tunnel section changed (%+v, was %+v): it is applied at start only; restore it, or restart ringnetd", c.Tunnel, x.tunnel)
 	}
 	svcs, err := x.svc.compile(c.Services)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return c, svcs, nil
+	pols, err := x.pol.compileFile(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return c, svcs, pols, nil
+}
+
+// policyView is what ringnet policy shows; nil without a cluster.
+func (x *crossNode) policyView() *agentd.Policies {
+	if x == nil {
+		return nil
+	}
+	return &x.policies
 }
 
 // sameNode reports whether a and b are the same node as far as the
@@ -375,9 +395,10 @@ func (x *crossNode) apply(fs *flag.FlagSet, cni *cniFlags, log *slog.Logger) err
 }
 
 // start attaches the uplink, starts tracking the peers' next hops and
-// follows the cluster, its nodes and services: from a file at start (and
-// on SIGHUP: reload), from Kubernetes as it changes. The returned stop
-// ends it all but the uplink (the dataplane's Close detaches that).
+// follows the cluster, its nodes, services and policies: from a file at
+// start (and on SIGHUP: reload), from Kubernetes as it changes. The
+// returned stop ends it all but the uplink (the dataplane's Close
+// detaches that).
 func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath, m *metrics.Metrics) (stop func(), err error) {
 	x.dp, x.sp, x.m = dp, sp, m
 	spec := pipeline.UplinkSpec{
@@ -415,6 +436,7 @@ func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath, m *metr
 		}
 	})
 	x.svc = &serviceCompiler{self: &x.self, dp: dp, sp: sp, m: m, log: x.log}
+	x.pol = &policyCompiler{dp: dp, m: m, log: x.log, view: &x.policies}
 	wg.Go(func() { sweepConntrack(ctx, dp) })
 	if x.static != nil {
 		if err := x.update(x.static); err != nil {
@@ -424,6 +446,13 @@ func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath, m *metr
 		svcs, err := x.svc.compile(x.static.Services)
 		if err == nil {
 			err = x.svc.publish(svcs)
+		}
+		var pols *compiledPolicy
+		if err == nil {
+			pols, err = x.pol.compileFile(x.static)
+		}
+		if err == nil {
+			err = x.pol.applyFile(pols)
 		}
 		if err != nil {
 			stop()
@@ -451,9 +480,8 @@ func (x *crossNode) start(dp *pipeline.Dataplane, sp *slowpath.SlowPath, m *metr
 			x.log.Error("Kubernetes source stopped", "err", err)
 		}
 	})
-	pc := &policyCompiler{dp: dp, m: m, log: x.log}
 	wg.Go(func() {
-		if err := src.RunPolicy(ctx, pc.publish); err != nil && ctx.Err() == nil {
+		if err := src.RunPolicy(ctx, x.pol.update); err != nil && ctx.Err() == nil {
 			x.log.Error("NetworkPolicy source stopped", "err", err)
 		}
 	})

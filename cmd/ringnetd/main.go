@@ -5,9 +5,9 @@
 //
 // Run it inside the node's network namespace. SIGUSR1 prints the per-port and
 // per-reason counters; SIGHUP reads the cluster file (--cluster) again and
-// applies its nodes and services, or keeps everything as it was if the file
-// is not valid; SIGINT and SIGTERM detach every XDP program, close every
-// socket, print the counters and exit.
+// applies its nodes, services and policies, or keeps everything as it was
+// if the file is not valid; SIGINT and SIGTERM detach every XDP program,
+// close every socket, print the counters and exit.
 package main
 
 import (
@@ -54,7 +54,8 @@ agent/cluster and docs/cross-node.md) and pods on the other nodes are reached
 through the uplink: VXLAN, IPIP or direct routing per node pair, as the file's
 tunnel mode says, Flannel's VXLAN nodes included. The pods' MTU is the
 uplink's less the tunnel overhead unless --mtu says otherwise. The file's
-services are load-balanced by the fast path (see ringnet services).
+services are load-balanced by the fast path (see ringnet services), and its
+NetworkPolicies enforced on its pods (see ringnet policy).
 
 FILE (YAML or JSON):
   pods:
@@ -64,8 +65,9 @@ FILE (YAML or JSON):
     ipv4: 10.244.0.10
     ipv6: "fd00::a"             # optional
 
-Signals: SIGUSR1 prints counters; SIGHUP rereads the cluster file (its nodes
-and services; if it does not validate, nothing changes and the log says why);
+Signals: SIGUSR1 prints counters; SIGHUP rereads the cluster file (its nodes,
+services and policies; if it does not validate, nothing changes and the log
+says why);
 SIGINT/SIGTERM detach everything and exit.
 
 Flags:
@@ -216,7 +218,7 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	if len(cni.podCIDRs) > 0 {
-		stopAPI, err := startAPI(cni, dp, log)
+		stopAPI, err := startAPI(cni, dp, x.policyView(), log)
 		if err != nil {
 			return err
 		}
@@ -252,7 +254,8 @@ func reload(x *crossNode, log *slog.Logger) {
 		log.Error("cluster file reload failed", "file", x.flags.path, "err", err)
 		return
 	}
-	log.Info("cluster file reloaded", "file", x.flags.path, "nodes", len(x.static.Nodes), "services", len(x.static.Services))
+	log.Info("cluster file reloaded", "file", x.flags.path, "nodes", len(x.static.Nodes), "services", len(x.static.Services),
+		"pods", len(x.static.Pods), "policies", len(x.static.Policies))
 }
 
 func readPods(path string) ([]pipeline.PortSpec, error) {

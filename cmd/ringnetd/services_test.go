@@ -13,7 +13,6 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/ringnet/ringnet/agent/cluster"
 	"github.com/ringnet/ringnet/agent/metrics"
-	"github.com/ringnet/ringnet/fastpath/pipeline"
 	"github.com/ringnet/ringnet/tables/service"
 )
 
@@ -92,11 +91,7 @@ func TestSameNode(t *testing.T) {
 // ports: no privileges needed): generations count up, an empty first
 // table is not published, a problem is logged once while it lasts.
 func TestServiceCompiler(t *testing.T) {
-	dp, err := pipeline.New(pipeline.Config{Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dp.Close() })
+	dp := testDataplane(t)
 	var log bytes.Buffer
 	self := &cluster.Node{Name: "a", Address: netip.MustParsePrefix("192.168.50.1/24")}
 	sc := &serviceCompiler{self: self, dp: dp, m: metrics.New(nil, metrics.Options{}), log: slog.New(slog.NewTextHandler(&log, nil))}
