@@ -42,6 +42,7 @@ func FuzzAPIWire(f *testing.F) {
 		"GET /v1/routes HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
 		"GET /v1/stats HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
 		"GET /v1/services HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /v1/flows HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET /v1/policy HTTP/1.1\r\nHost: x\r\n\r\n",
 		"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 99999\r\n\r\n{",
 		"GET /v1/../v1/status HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -115,6 +116,7 @@ func (okHandler) Routes(context.Context) (api.RouteList, error)       { return a
 func (okHandler) Peers(context.Context) (api.PeerList, error)         { return api.PeerList{}, nil }
 func (okHandler) Stats(context.Context) (api.Stats, error)            { return api.Stats{}, nil }
 func (okHandler) Services(context.Context) (api.ServiceList, error)   { return api.ServiceList{}, nil }
+func (okHandler) Flows(context.Context) (api.FlowList, error)         { return api.FlowList{}, nil }
 func (okHandler) Policy(context.Context) (api.PolicyList, error)      { return api.PolicyList{}, nil }
 
 // FuzzCNIConfig feeds arbitrary network configs to the plugin's STATUS,
