@@ -22,6 +22,14 @@ type Flow struct {
 	// Interface is the host interface of the pod port the packet came
 	// from; empty for the host and the uplink.
 	Interface string `json:"interface,omitempty"`
+	// SrcPod and DstPod are "namespace/name" of the pods at either end,
+	// as NetworkPolicy knows them (empty: no pod it knows, or no policy).
+	SrcPod string `json:"src_pod,omitempty"`
+	DstPod string `json:"dst_pod,omitempty"`
+	// Policies, for a denied flow, are the NetworkPolicies that isolate
+	// its pods (selecting the source for egress, the destination for
+	// ingress) and of which none allows it.
+	Policies []string `json:"policies,omitempty"`
 }
 
 // FlowList is the answer to Flows: the latest flows ringnetd keeps,

@@ -185,3 +185,34 @@ func policyList(st *policyState, eps []pipeline.EndpointInfo) api.PolicyList {
 	}
 	return out
 }
+
+// Describe names the pods of a flow from src to dst, as the published
+// policy knows them ("namespace/name", empty for an address of no pod),
+// and, for a denied flow, the policies that isolate them: those selecting
+// the source for egress and those selecting the destination for ingress
+// (one of the two sides allowed the flow nowhere). Safe from any
+// goroutine; with no policy published it names nothing.
+func (p *Policies) Describe(src, dst netip.Addr, denied bool) (srcPod, dstPod string, isolating []string) {
+	st := p.cur.Load()
+	if st == nil {
+		return "", "", nil
+	}
+	s, sok := st.byAddr[src.Unmap()]
+	d, dok := st.byAddr[dst.Unmap()]
+	if sok {
+		srcPod = s.ref.String()
+	}
+	if dok {
+		dstPod = d.ref.String()
+	}
+	if !denied {
+		return srcPod, dstPod, nil
+	}
+	for _, pi := range st.policies {
+		if sok && pi.selected[s.id] && slices.Contains(pi.types, netpol.PolicyTypeEgress) ||
+			dok && pi.selected[d.id] && slices.Contains(pi.types, netpol.PolicyTypeIngress) {
+			isolating = append(isolating, pi.ref.String())
+		}
+	}
+	return srcPod, dstPod, isolating
+}

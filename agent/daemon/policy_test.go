@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -72,7 +73,29 @@ func TestPolicyView(t *testing.T) {
 	if diff := cmp.Diff(want, policyList(p.cur.Load(), eps)); diff != "" {
 		t.Errorf("policy view (-want +got):\n%s", diff)
 	}
+	// Describe names flows' pods, and for a denied one the policies
+	// isolating either end ("web" selects web-1 both ways, so it isolates
+	// it as a source and as a destination; the client is isolated by none).
+	for _, tc := range []struct {
+		src, dst       string
+		denied         bool
+		srcPod, dstPod string
+		isolating      []string
+	}{
+		{"10.244.1.4", "10.244.1.2", true, "shop/client", "shop/web-1", []string{"shop/web"}},
+		{"10.244.1.2", "10.244.1.4", true, "shop/web-1", "shop/client", []string{"shop/web"}},
+		{"10.244.1.4", "10.244.1.2", false, "shop/client", "shop/web-1", nil},
+		{"10.244.1.4", "192.0.2.1", true, "shop/client", "", nil},
+	} {
+		s, d, iso := p.Describe(netip.MustParseAddr(tc.src), netip.MustParseAddr(tc.dst), tc.denied)
+		if s != tc.srcPod || d != tc.dstPod || !slices.Equal(iso, tc.isolating) {
+			t.Errorf("Describe(%s > %s, denied %v) = %q, %q, %v; want %q, %q, %v", tc.src, tc.dst, tc.denied, s, d, iso, tc.srcPod, tc.dstPod, tc.isolating)
+		}
+	}
 	p.Clear()
+	if s, d, iso := p.Describe(netip.MustParseAddr("10.244.1.4"), netip.MustParseAddr("10.244.1.2"), true); s != "" || d != "" || iso != nil {
+		t.Errorf("Describe with no policy: %q %q %v", s, d, iso)
+	}
 	if p.cur.Load() != nil {
 		t.Error("Clear left a policy")
 	}

@@ -49,6 +49,10 @@ type Options struct {
 	// Interval is how often the rings are drained (default 250 ms; each
 	// worker's ring holds pipeline.FlowRingSize events).
 	Interval time.Duration
+	// Describe names the pods of a flow and, for a denied one, the
+	// policies that isolate them (agent/daemon's Policies.Describe); nil
+	// names nothing.
+	Describe func(src, dst netip.Addr, denied bool) (srcPod, dstPod string, policies []string)
 	// Ports names the pod ports by ID (their host interfaces), for the
 	// records; called once per drain that found events. nil leaves the
 	// interface out.
@@ -169,6 +173,15 @@ func (r *Recorder) convert(e *pipeline.FlowEvent, ports map[uint16]string) api.F
 	}
 	if e.Port != pipeline.NoFlowPort {
 		fl.Interface = ports[e.Port]
+	}
+	if r.o.Describe != nil {
+		// The source and the final destination: a service's backend.
+		dst := e.Tuple.Dst
+		if e.NAT.Dst != ([16]byte{}) {
+			dst = e.NAT.Dst
+		}
+		fl.SrcPod, fl.DstPod, fl.Policies = r.o.Describe(netip.AddrFrom16(e.Tuple.Src).Unmap(), netip.AddrFrom16(dst).Unmap(),
+			e.Verdict == pipeline.FlowDenied)
 	}
 	return fl
 }

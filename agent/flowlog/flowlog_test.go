@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"testing"
 	"time"
@@ -79,7 +80,7 @@ func TestRecorder(t *testing.T) {
 	}
 	want0 := api.Flow{Time: src0Time(), Verdict: "allowed", Protocol: "TCP", Src: "10.244.1.2:1", Dst: "10.96.0.10:80",
 		TranslatedDst: "10.244.2.3:8080", Interface: "rn0"}
-	if lines[0] != want0 {
+	if !reflect.DeepEqual(lines[0], want0) {
 		t.Errorf("first line %+v, want %+v", lines[0], want0)
 	}
 	if lines[1].Interface != "" || lines[1].TranslatedDst != "" || lines[1].Verdict != "denied" {
@@ -135,5 +136,33 @@ func TestRotate(t *testing.T) {
 	prev := readLines(t, path+".1")
 	if n := len(prev) + len(last); n > 30 || prev[len(prev)-1].Src != "10.244.1.2:"+strconv.Itoa(29-len(last)) {
 		t.Errorf("the rotated file does not continue into the current one: %d + %d lines", len(prev), len(last))
+	}
+}
+
+// TestDescribe: with a describer, records name their pods (the backend's
+// for a translated destination) and a denied one the isolating policies.
+func TestDescribe(t *testing.T) {
+	src := &fakeSource{}
+	var asked []string
+	r, err := New(src, Options{Describe: func(s, d netip.Addr, denied bool) (string, string, []string) {
+		asked = append(asked, s.String()+">"+d.String())
+		if denied {
+			return "default/a", "default/w", []string{"default/allow-web"}
+		}
+		return "default/a", "default/w", nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := conntrack.NAT{Dst: netip.MustParseAddr("10.244.2.3").As16(), DstPort: 8080}
+	src.queued = []pipeline.FlowEvent{event(pipeline.FlowAllowed, 1, backend, 0), event(pipeline.FlowDenied, 2, conntrack.NAT{}, 0)}
+	r.Drain(nil)
+	got := r.Recent(0, "").Flows
+	if len(got) != 2 || got[0].SrcPod != "default/a" || got[0].DstPod != "default/w" || got[0].Policies != nil ||
+		!reflect.DeepEqual(got[1].Policies, []string{"default/allow-web"}) {
+		t.Errorf("described flows: %+v", got)
+	}
+	if want := []string{"10.244.1.2>10.244.2.3", "10.244.1.2>10.96.0.10"}; !reflect.DeepEqual(asked, want) {
+		t.Errorf("asked about %v, want %v (the backend, not the service address)", asked, want)
 	}
 }

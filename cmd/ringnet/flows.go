@@ -20,13 +20,15 @@ import (
 var flowVerdicts = []string{"allowed", "denied", "no_backend", "no_nat_port", "conntrack_busy"}
 
 func flowsCmd(args []string, stdout, stderr io.Writer) error {
-	var verdict string
+	var verdict, pod, namespace string
 	var last int
 	var follow bool
 	q, err := parseQuery("flows", "the latest connections the fast path decided about (allowed and tracked, denied by NetworkPolicy, refused for want of a service backend or a NAT port), oldest first; the flow log file (ringnetd --flow-log) has them all", args, stderr,
 		func(fs *flag.FlagSet) {
 			fs.StringVar(&verdict, "verdict", "", "only flows with this verdict: "+strings.Join(flowVerdicts, ", "))
 			fs.IntVar(&last, "n", 50, "at most this many, the latest (0: all ringnetd keeps)")
+			fs.StringVar(&pod, "pod", "", "only flows from or to this pod: NAME or NAMESPACE/NAME (as NetworkPolicy knows the pods)")
+			fs.StringVar(&namespace, "namespace", "", "only flows from or to a pod of this namespace")
 			fs.BoolVar(&follow, "follow", false, "then keep printing new flows as ringnetd records them, until interrupted (table output)")
 		})
 	if q == nil {
@@ -38,18 +40,17 @@ func flowsCmd(args []string, stdout, stderr io.Writer) error {
 	if last < 0 {
 		return fmt.Errorf("ringnet flows: -n %d: want 0 or more", last)
 	}
+	keep := flowFilter(verdict, pod, namespace)
 	get := func(c *api.Client, ctx context.Context) (api.FlowList, error) {
 		l, err := c.Flows(ctx)
-		if verdict != "" {
-			l.Flows = slices.DeleteFunc(l.Flows, func(f api.Flow) bool { return f.Verdict != verdict })
-		}
+		l.Flows = slices.DeleteFunc(l.Flows, func(f api.Flow) bool { return !keep(f) })
 		if last > 0 && len(l.Flows) > last {
 			l.Flows = l.Flows[len(l.Flows)-last:]
 		}
 		return l, err
 	}
 	if follow {
-		return followFlows(q, stdout, verdict, last)
+		return followFlows(q, stdout, keep, last)
 	}
 	return show(q, stdout, get, flowsTable)
 }
@@ -61,7 +62,7 @@ const followInterval = 500 * time.Millisecond
 // followInterval: those recorded since the previous answer (by the
 // totals), the tail of the kept list. It ends on SIGINT or SIGTERM, or
 // when ringnetd cannot be asked.
-func followFlows(q *queryFlags, stdout io.Writer, verdict string, last int) error {
+func followFlows(q *queryFlags, stdout io.Writer, keep func(api.Flow) bool, last int) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	c := api.NewClient(q.socket)
@@ -87,9 +88,7 @@ func followFlows(q *queryFlags, stdout io.Writer, verdict string, last int) erro
 			fresh = l.Flows[len(l.Flows)-int(min(uint64(len(l.Flows)), total-seen)):]
 		}
 		seen = total
-		if verdict != "" {
-			fresh = slices.DeleteFunc(fresh, func(f api.Flow) bool { return f.Verdict != verdict })
-		}
+		fresh = slices.DeleteFunc(slices.Clone(fresh), func(f api.Flow) bool { return !keep(f) })
 		if first && last > 0 && len(fresh) > last {
 			fresh = fresh[len(fresh)-last:]
 		}
@@ -107,6 +106,39 @@ func followFlows(q *queryFlags, stdout io.Writer, verdict string, last int) erro
 	}
 }
 
+// flowFilter is the filter of --verdict, --pod and --namespace (empty:
+// any).
+func flowFilter(verdict, pod, namespace string) func(api.Flow) bool {
+	isPod := func(ref string) bool {
+		if pod == "" {
+			return true
+		}
+		if strings.Contains(pod, "/") {
+			return ref == pod
+		}
+		_, name, _ := strings.Cut(ref, "/")
+		return name == pod
+	}
+	inNS := func(ref string) bool { return namespace == "" || strings.HasPrefix(ref, namespace+"/") }
+	return func(f api.Flow) bool {
+		if verdict != "" && f.Verdict != verdict {
+			return false
+		}
+		if pod == "" && namespace == "" {
+			return true
+		}
+		return (f.SrcPod != "" && isPod(f.SrcPod) && inNS(f.SrcPod)) || (f.DstPod != "" && isPod(f.DstPod) && inNS(f.DstPod))
+	}
+}
+
+// endpoint is an address:port with its pod, if known.
+func endpoint(addr, pod string) string {
+	if pod == "" {
+		return addr
+	}
+	return addr + " " + pod
+}
+
 // flowRow writes one flow as a table row.
 func flowRow(w io.Writer, f api.Flow) {
 	to := "-"
@@ -118,8 +150,12 @@ func flowRow(w io.Writer, f api.Flow) {
 	case f.TranslatedSrc != "":
 		to = f.TranslatedSrc + " >"
 	}
-	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Time.Local().Format("15:04:05.000"), f.Verdict, f.Protocol,
-		f.Src, f.Dst, to, dash(f.Interface))
+	verdict := f.Verdict
+	if len(f.Policies) > 0 {
+		verdict += " (" + strings.Join(f.Policies, ",") + ")"
+	}
+	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Time.Local().Format("15:04:05.000"), verdict, f.Protocol,
+		endpoint(f.Src, f.SrcPod), endpoint(f.Dst, f.DstPod), to, dash(f.Interface))
 }
 
 func flowsTable(w io.Writer, l api.FlowList) error {

@@ -82,7 +82,8 @@ func startAPI(c *cniFlags, dp *pipeline.Dataplane, pol *agentd.Policies, log *sl
 		store.Close()
 		return nil, fmt.Errorf("--flow-log-max-size %d: want at least 1 (MiB)", c.flowMax)
 	}
-	rec, err := flowlog.New(dp, flowlog.Options{Path: c.flowLog, MaxBytes: int64(c.flowMax) << 20, Ports: portNames(dp), Log: log})
+	rec, err := flowlog.New(dp, flowlog.Options{Path: c.flowLog, MaxBytes: int64(c.flowMax) << 20, Ports: portNames(dp),
+		Describe: pol.Describe, Log: log})
 	if err != nil {
 		store.Close()
 		return nil, err
