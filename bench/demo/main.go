@@ -28,6 +28,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ringnet/ringnet/agent/api"
 	"github.com/ringnet/ringnet/agent/cluster"
 	"github.com/ringnet/ringnet/internal/ringnode"
 	"github.com/ringnet/ringnet/internal/topo"
@@ -141,7 +142,8 @@ func run(ctx context.Context, keep bool) (err error) {
 	if err := d.latency(ctx, "a1", "b1"); err != nil {
 		return err
 	}
-	step("A Service, load-balanced by the fast paths (no kube-proxy): ClusterIP %s -> a2, b1 (TCP %d)", serviceVIP.Addr(), backendPort)
+	step("A Service (no kube-proxy: ClusterIP %s -> a2, b1, TCP %d) and a NetworkPolicy (app=web takes %d from role=client only)",
+		serviceVIP.Addr(), backendPort, backendPort)
 	if err := d.service(ctx); err != nil {
 		return err
 	}
@@ -156,8 +158,8 @@ func run(ctx context.Context, keep bool) (err error) {
 		fmt.Fprintf(w, "  %s\t%s\t%s\n", r.what, r.path, r.outcome)
 	}
 	w.Flush()
-	fmt.Println("\n  NetworkPolicy is enforced with --kubernetes (docs/configuration.md); this cluster has no API")
-	fmt.Println("  server, so every flow above was allowed. Services: docs/services.md.")
+	fmt.Println("\n  Services and NetworkPolicy came from the cluster file here (with --kubernetes, from the API):")
+	fmt.Println("  docs/services.md, docs/configuration.md. Every connection decided is in `ringnet flows`.")
 	if keep {
 		fmt.Println("\n--keep: the cluster stays up; namespaces start with " + t.ID + ". Ctrl-C to remove it.")
 		<-ctx.Done()
@@ -337,10 +339,42 @@ var serviceVIP = netip.MustParseAddrPort("10.96.0.10:80")
 
 const backendPort = 8080
 
-// service makes a Service whose backends are a2 (node-a) and b1 (node-b),
-// given to both ringnetds by rewriting the cluster file and SIGHUP, and
-// opens connections to it from a1 and b1, showing which backend answered
-// and whom it saw.
+// demoFile is the cluster file of the demo's last step: the embedded
+// default, a Service whose backends are a2 (node-a) and b1 (node-b), the
+// pods with their labels and addresses, and a NetworkPolicy: the web pods
+// (app=web) take TCP 8080 from role=client pods only. a1 and b1 are
+// clients (b1 reaches its own service: hairpin); c1, on the Flannel node,
+// is not.
+func (d *demo) demoFile() string {
+	var b strings.Builder
+	b.Write(cluster.Default)
+	fmt.Fprintf(&b, "\nservices:\n- name: web\n  clusterIPs: [%s]\n  ports: [{name: http, port: %d, targetPort: %d}]\n"+
+		"  endpoints: [{address: %s, node: node-a}, {address: %s, node: node-b}]\n",
+		serviceVIP.Addr(), serviceVIP.Port(), backendPort, d.pods["a2"].ipv4, d.pods["b1"].ipv4)
+	b.WriteString("\npods:\n")
+	for _, p := range []struct{ name, labels string }{
+		{"a1", "{role: client}"}, {"a2", "{app: web}"}, {"b1", "{app: web, role: client}"}, {"c1", "{role: other}"},
+	} {
+		fmt.Fprintf(&b, "- {namespace: default, name: %s, labels: %s, addresses: [%s]}\n", p.name, p.labels, d.pods[p.name].ipv4)
+	}
+	fmt.Fprintf(&b, `
+policies:
+- namespace: default
+  name: allow-web
+  spec:
+    podSelector: {matchLabels: {app: web}}
+    policyTypes: [Ingress]
+    ingress:
+    - from: [{podSelector: {matchLabels: {role: client}}}]
+      ports: [{protocol: TCP, port: %d}]
+`, backendPort)
+	return b.String()
+}
+
+// service gives both ringnetds demoFile (rewriting the cluster file and
+// SIGHUP), opens connections to the Service from a1 and b1 and shows
+// which backend answered and whom it saw, then tries b1 directly from
+// c1, which the policy denies, and shows the flow logs' verdicts.
 func (d *demo) service(ctx context.Context) error {
 	for _, name := range []string{"a2", "b1"} {
 		ln, err := topo.Greeter(d.pods[name].ns, name, backendPort)
@@ -349,21 +383,21 @@ func (d *demo) service(ctx context.Context) error {
 		}
 		defer ln.Close()
 	}
-	file := fmt.Sprintf("%s\nservices:\n- name: web\n  clusterIPs: [%s]\n  ports: [{name: http, port: %d, targetPort: %d}]\n"+
-		"  endpoints: [{address: %s, node: node-a}, {address: %s, node: node-b}]\n",
-		cluster.Default, serviceVIP.Addr(), serviceVIP.Port(), backendPort, d.pods["a2"].ipv4, d.pods["b1"].ipv4)
 	for _, name := range []string{"node-a", "node-b"} {
-		if err := d.daemons[name].ReplaceCluster([]byte(file)); err != nil {
+		if err := d.daemons[name].ReplaceCluster([]byte(d.demoFile())); err != nil {
 			return err
 		}
 	}
-	fmt.Println("  cluster file + services, reloaded with SIGHUP; `ringnet services` on node-a:")
-	out, err := topo.Output(ctx, d.daemons["node-a"].Node.NS, d.cli, "services", "--socket", d.daemons["node-a"].Socket)
-	if err != nil {
-		return fmt.Errorf("ringnet services: %w", err)
-	}
-	for l := range strings.Lines(out) {
-		fmt.Print("    " + l)
+	fmt.Println("  cluster file + services, pods and a NetworkPolicy, reloaded with SIGHUP; on node-a:")
+	for _, cmd := range []string{"services", "policy"} {
+		out, err := topo.Output(ctx, d.daemons["node-a"].Node.NS, d.cli, cmd, "--socket", d.daemons["node-a"].Socket)
+		if err != nil {
+			return fmt.Errorf("ringnet %s: %w", cmd, err)
+		}
+		fmt.Printf("  $ ringnet %s\n", cmd)
+		for l := range strings.Lines(out) {
+			fmt.Print("    " + l)
+		}
 	}
 	for _, from := range []string{"a1", "b1"} {
 		seen, saw := map[string]int{}, map[string]netip.Addr{}
@@ -392,6 +426,34 @@ func (d *demo) service(ctx context.Context) error {
 		fmt.Printf("  %s -> %v: %s\n", from, serviceVIP, got)
 		d.results = append(d.results, result{"TCP " + from + " -> ClusterIP", d.pods[from].node + " (DNAT to a backend by Maglev, replies translated back)", got})
 	}
+	// c1 is no client: node-b's fast path drops its SYN (ingress policy).
+	to := netip.AddrPortFrom(d.pods["b1"].ipv4, backendPort)
+	s, err := topo.Dial(d.pods["c1"].ns, to)
+	if err == nil {
+		s.Conn.Close()
+		return fmt.Errorf("c1 -> %v: connected, though default/allow-web admits role=client only", to)
+	}
+	fmt.Printf("  c1 -> b1 %v: no answer (%v)\n", to, err)
+	outcome := "no answer"
+	for _, node := range []string{"node-a", "node-b"} {
+		fl, err := api.NewClient(d.daemons[node].Socket).Flows(ctx)
+		if err != nil {
+			return err
+		}
+		var denied []api.Flow
+		for _, f := range fl.Flows {
+			if f.Verdict == "denied" {
+				denied = append(denied, f)
+			}
+		}
+		fmt.Printf("  %s flow log: allowed %d, denied %d\n", node, fl.Total["allowed"], fl.Total["denied"])
+		if len(denied) > 0 {
+			f := denied[len(denied)-1]
+			fmt.Printf("    latest denied: %s %s (%s) > %s (%s), isolated by %s\n", f.Protocol, f.Src, f.SrcPod, f.Dst, f.DstPod, strings.Join(f.Policies, ", "))
+			outcome = "denied by " + strings.Join(f.Policies, ", ") + " (node-b's flow log)"
+		}
+	}
+	d.results = append(d.results, result{"TCP c1 -> b1:8080", "node-c -> node-b (VXLAN; ingress policy on node-b)", outcome})
 	return nil
 }
 
