@@ -188,14 +188,22 @@ func (d *Daemon) Status(context.Context) (api.Status, error) {
 }
 
 // TableSizes is the number of entries of each table the fast path reads,
-// by name: the dataplane's TableSizes (endpoints, ports, peers, routes)
-// and services, the entries of the service table (0 without one). For
-// Status and the metrics.
+// by name: the dataplane's TableSizes (endpoints, ports, peers, routes),
+// services, the entries of the service table (0 without one), and, once
+// the fast path tracks connections, conntrack (the connections tracked)
+// and affinity (the clients remembered for session affinity). For Status
+// and the metrics.
 func TableSizes(dp *pipeline.Dataplane) map[string]int {
 	m := dp.TableSizes()
 	m["services"] = 0
 	if t := dp.Services(); t != nil {
 		m["services"] = t.Len()
+	}
+	if ct := dp.Conntrack(); ct != nil {
+		m["conntrack"] = ct.Len()
+	}
+	if aff := dp.Affinity(); aff != nil {
+		m["affinity"] = aff.Len()
 	}
 	return m
 }
