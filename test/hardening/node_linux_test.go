@@ -1,12 +1,15 @@
 // Package hardening_test checks what ringnet promises when it is abused:
 // pods added and deleted by the thousand, ringnetd killed under traffic,
-// its socket fed junk, and parsers fed whatever a fuzzer makes. The tests
-// run the real binaries: ringnetd on a node namespace of internal/topo
-// with a one-node cluster file, the CNI plugin called through libcni, the
-// test as ringnetd's supervisor. They need root; the fuzz targets do not.
+// its socket fed junk, its pods and its uplink flooded with malformed
+// frames, and parsers fed whatever a fuzzer makes. The tests run the real
+// binaries: ringnetd on a node namespace of internal/topo with a cluster
+// file (one node, or with a peer), the CNI plugin called through libcni,
+// trafgen for the floods, the test as ringnetd's supervisor. They need
+// root; the fuzz targets and the frame builders' tests do not.
 //
 //	go test ./test/hardening/                          # as make test runs it
 //	go test ./test/hardening/ -run TestCNIChurn -churn 1000 -v
+//	go test ./test/hardening/ -run TestMalformedAtRate -malformed-duration 60s -v
 //	go test ./test/hardening/ -run '^$' -bench RestartResume -benchtime 10x
 //
 // docs/reliability.md has the figures they measured and what is not
@@ -81,6 +84,7 @@ const (
 // start it again on the same socket and state directory.
 type node struct {
 	tb  testing.TB
+	tp  *topo.Topology // the underlay the node is on; a test may add namespaces to it
 	tn  *topo.Node
 	d   *ringnode.Daemon
 	api *api.Client
@@ -88,7 +92,12 @@ type node struct {
 
 // newNode makes a topology with one node and starts ringnetd on it. Its
 // cleanup stops ringnetd before the topology goes.
-func newNode(tb testing.TB) *node {
+func newNode(tb testing.TB) *node { return newClusterNode(tb, "") }
+
+// newClusterNode is newNode with more nodes in the cluster file: peers
+// holds their entries of its nodes list, as YAML. ringnetd runs on node a
+// only; a peer is whatever the test puts at its address, if anything.
+func newClusterNode(tb testing.TB, peers string) *node {
 	tb.Helper()
 	netnstest.RequireRoot(tb)
 	b := binaries(tb)
@@ -98,7 +107,7 @@ func newNode(tb testing.TB) *node {
 		tb.Fatal(err)
 	}
 	cluster := filepath.Join(tb.TempDir(), "cluster.yaml")
-	file := fmt.Sprintf("nodes:\n- name: a\n  address: %s\n  podCIDRs: [%s, %q]\n", nodeAddr, podCIDR4, podCIDR6)
+	file := fmt.Sprintf("nodes:\n- name: a\n  address: %s\n  podCIDRs: [%s, %q]\n%s", nodeAddr, podCIDR4, podCIDR6, peers)
 	if err := os.WriteFile(cluster, []byte(file), 0o644); err != nil {
 		tb.Fatal(err)
 	}
@@ -108,7 +117,7 @@ func newNode(tb testing.TB) *node {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	n := &node{tb: tb, tn: tn, d: d, api: api.NewClient(d.Socket)}
+	n := &node{tb: tb, tp: tp, tn: tn, d: d, api: api.NewClient(d.Socket)}
 	n.api.Timeout = 10 * time.Second
 	tb.Cleanup(func() {
 		if err := d.Stop(); err != nil {
@@ -344,23 +353,36 @@ func (n *node) metricsClient() *http.Client {
 // metric reads one unlabelled metric from ringnetd's /metrics.
 func (n *node) metric(name string) float64 {
 	n.tb.Helper()
+	return n.metrics(name)[0]
+}
+
+// metrics reads unlabelled metrics from one scrape of ringnetd's
+// /metrics, in the order named.
+func (n *node) metrics(names ...string) []float64 {
+	n.tb.Helper()
 	resp, err := n.metricsClient().Get("http://127.0.0.1:" + metricsPort + "/metrics")
 	if err != nil {
 		n.tb.Fatalf("scrape metrics: %v", err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				n.tb.Fatalf("metric %s: %q", name, line)
+	out := make([]float64, len(names))
+	for i, name := range names {
+		found := false
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				if out[i], err = strconv.ParseFloat(v, 64); err != nil {
+					n.tb.Fatalf("metric %s: %q", name, line)
+				}
+				found = true
+				break
 			}
-			return f
+		}
+		if !found {
+			n.tb.Fatalf("no metric %s in /metrics", name)
 		}
 	}
-	n.tb.Fatalf("no metric %s in /metrics", name)
-	return 0
+	return out
 }
 
 // settle polls ringnetd's usage until ok accepts it or 10 s pass, and
@@ -385,15 +407,27 @@ func (n *node) settle(ok func(usage) bool) (usage, bool) {
 // reading: a baseline.
 func (n *node) quiet() usage {
 	n.tb.Helper()
-	prev := n.usage()
-	for range 50 {
-		time.Sleep(250 * time.Millisecond)
-		u := n.usage()
-		if u.FDs == prev.FDs && u.Goroutines == prev.Goroutines {
-			return u
-		}
-		prev = u
+	u, ok := holdStill(250*time.Millisecond, n.usage, func(a, b usage) bool {
+		return a.FDs == b.FDs && a.Goroutines == b.Goroutines
+	})
+	if !ok {
+		n.tb.Fatalf("ringnetd's resources do not settle: %v", u)
 	}
-	n.tb.Fatalf("ringnetd's resources do not settle: %v", prev)
-	return prev
+	return u
+}
+
+// holdStill reads every interval until two readings in a row are the
+// same, by same, and returns the last; after 50 readings it gives up and
+// returns the last with false.
+func holdStill[T any](interval time.Duration, read func() T, same func(a, b T) bool) (T, bool) {
+	prev := read()
+	for range 50 {
+		time.Sleep(interval)
+		v := read()
+		if same(prev, v) {
+			return v, true
+		}
+		prev = v
+	}
+	return prev, false
 }
