@@ -29,6 +29,17 @@
 // punt.go and icmp.go; what the fast path knows of the node (the TAP's MAC,
 // the node's addresses, the pod prefixes) is a [Host] snapshot.
 //
+// # Policy, services and flows
+//
+// Once NetworkPolicy, services or masquerade are published, process looks
+// each packet's connection up in the connection table (tables/conntrack)
+// once: translate (nat.go) opens service and masqueraded connections and
+// rewrites every packet of a translated one, both ways, before routing;
+// admit (policy.go) checks the first packet of a connection against the
+// policy and passes the rest on the tracked entry. Each decision about a
+// new connection, never a later packet, goes into the worker's flow ring
+// (flows.go), which the agent drains for its flow log.
+//
 // # Cost
 //
 // Per frame, nothing allocates, locks, logs or makes a syscall; per batch a
