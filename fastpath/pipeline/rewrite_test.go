@@ -123,7 +123,9 @@ func TestRewrite(t *testing.T) {
 // turn up.
 func TestRewriteRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	addr4 := func() netip.Addr { return netip.AddrFrom4([4]byte{byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32()), 1 + byte(r.IntN(254))}) }
+	addr4 := func() netip.Addr {
+		return netip.AddrFrom4([4]byte{byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32()), 1 + byte(r.IntN(254))})
+	}
 	for i := range 20000 {
 		proto := []uint8{packet.ProtoTCP, packet.ProtoUDP}[i%2]
 		src, dst, nsrc, ndst := addr4(), addr4(), addr4(), addr4()
