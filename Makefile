@@ -26,24 +26,56 @@ test: deps ## run every test, root tests included (needs root)
 	@echo "test: race detector on the fast path and tables"
 	$(GO) test -race $(TESTFLAGS) ./fastpath/... ./tables/... ./slowpath/...
 
-bench: bench-micro bench-e2e bench-crossnode ## run all benchmarks and print the figures
+# Benchmarks. Each one writes its figures as JSON (micro: go test's output)
+# into BENCHDIR, the run directory, then fills its own region of
+# docs/benchmarks.md and its charts in docs/img with bench/report, even
+# when a round failed; a partial run updates only its region. `make bench`
+# runs them all into one run directory, then writes the summary with the
+# total time. BENCHDIR=DIR picks the directory (default: a new one per
+# make invocation under bench-runs/, which git ignores).
+ifndef BENCHDIR
+BENCHDIR := bench-runs/$(shell date -u +%Y%m%d-%H%M%S)
+endif
+REPORT      := $(GO) run ./bench/report --in $(BENCHDIR) --out docs
+MICRO_FLAGS := -run '^$$' -bench . -benchmem -count 5
+BENCHES     := bench-micro bench-e2e bench-crossnode cni-bench bench-policy
 
-bench-micro: deps ## go test -bench with -benchmem (0 allocs/op expected on per-packet paths)
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./fastpath/... ./tables/...
+# run-bench NAME COMMAND: run COMMAND, which writes $(BENCHDIR)/NAME.json,
+# then fill NAME's region, and fail if either failed.
+define run-bench
+@mkdir -p $(BENCHDIR)
+$(2); s=$$?; $(REPORT) --only $(1) || s=1; exit $$s
+endef
+
+bench: deps ## run every benchmark below into one run directory, then write docs/benchmarks.md + docs/img (about 45 min; needs root)
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory -k $(BENCHES) BENCHDIR=$(BENCHDIR); s=$$?; \
+	$(REPORT) --only summary --elapsed $$(( $$(date +%s) - start ))s || s=1; \
+	echo "bench: figures in $(BENCHDIR), docs/benchmarks.md and docs/img written; took $$(( ($$(date +%s) - start + 30) / 60 )) min"; \
+	exit $$s
+
+bench-micro: deps ## go test -bench with -benchmem, 5 runs (0 allocs/op expected on per-packet paths)
+	@mkdir -p $(BENCHDIR)
+	@{ echo "command: go test $(MICRO_FLAGS) ./fastpath/... ./tables/..."; $(GO) run ./bench/report --describe; } > $(BENCHDIR)/micro.txt
+	@{ $(GO) test $(MICRO_FLAGS) ./fastpath/... ./tables/... 2>&1; echo $$? > $(BENCHDIR)/micro.rc; } | tee -a $(BENCHDIR)/micro.txt
+	@s=$$(cat $(BENCHDIR)/micro.rc); $(REPORT) --only micro || s=1; exit $$s
 
 bench-e2e: deps ## pod-to-pod pps and latency: kernel routing, asavie/xdp, ringnetd (needs root)
-	$(GO) run ./bench/e2e --runs 5 --markdown bench-e2e.md
+	$(call run-bench,e2e,$(GO) run ./bench/e2e --runs 5 --json $(BENCHDIR)/e2e.json)
 
-bench-crossnode: deps ## pod to pod across two nodes (pps, latency, TCP): kernel host-gw/VXLAN vs ringnet direct/VXLAN/IPIP (needs root)
-	$(GO) run ./bench/crossnode --runs 5 --markdown bench-crossnode.md
+bench-crossnode: deps ## pod to pod across two nodes (pps, latency, TCP): kernel host-gw/VXLAN vs ringnet direct/VXLAN/IPIP/ClusterIP (needs root)
+	$(call run-bench,crossnode,$(GO) run ./bench/crossnode --runs 5 --json $(BENCHDIR)/crossnode.json)
 
-.PHONY: bench-crossnode
+bench-policy: deps ## NetworkPolicy cost, 10 to 10 000 rules: ringnet vs iptables (nf_tables, legacy) (needs root)
+	$(call run-bench,policy,$(GO) run ./bench/policy --runs 3 --json $(BENCHDIR)/policy.json)
+
+.PHONY: bench-crossnode bench-policy
 
 e2e: deps ## CNI end to end: cnitool (all spec versions), portmap chain, podman and containerd+crictl pods on ringnet (needs root)
 	$(GO) test $(TESTFLAGS) -v -run 'TestCnitool|TestPortmapChain|TestPodman|TestContainerd' ./cni/
 
 cni-bench: deps ## CNI ADD/DEL latency p50/p99 over 100 pods: ringnet vs Debian bridge+host-local (needs root)
-	$(GO) run ./bench/cni --pods 100 --runs 3 --markdown bench-cni.md
+	$(call run-bench,cni,$(GO) run ./bench/cni --pods 100 --runs 3 --json $(BENCHDIR)/cni.json)
 
 .PHONY: e2e cni-bench
 

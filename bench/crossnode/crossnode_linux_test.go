@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringnet/ringnet/bench/internal/testbed"
 	"github.com/ringnet/ringnet/internal/ringnode"
 	"github.com/ringnet/ringnet/internal/ringnode/ringnodetest"
 	"github.com/ringnet/ringnet/internal/topo"
@@ -31,40 +32,40 @@ func TestMain(m *testing.M) { ringnodetest.Main(m, &bins) }
 
 // testCluster is a running test cluster.
 type testCluster struct {
-	*cluster
+	*testbed.Cluster
 	t *testing.T
 }
 
 // startCluster builds the topology (with a router for 192.168.60.0/24 if a
 // node is there), writes the cluster file for mode and starts ringnetd on
 // every ringnet node, waiting until each has resolved its peers.
-func startCluster(t *testing.T, mode string, specs []nodeSpec, args ...string) *testCluster {
+func startCluster(t *testing.T, mode string, specs []testbed.NodeSpec, args ...string) *testCluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := newCluster(ctx, topo.NewT(t, "xn"), bins, t.TempDir(), mode, specs, args...)
+	c, err := testbed.NewCluster(ctx, topo.NewT(t, "xn"), bins, t.TempDir(), mode, specs, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, name := range c.order {
-				cs, err := c.daemons[name].Counters()
-				t.Logf("ringnetd on %s (counters %v, %v):\n%s", name, cs, err, c.daemons[name].Log())
+			for _, name := range c.Order {
+				cs, err := c.Daemons[name].Counters()
+				t.Logf("ringnetd on %s (counters %v, %v):\n%s", name, cs, err, c.Daemons[name].Log())
 			}
 		}
-		if err := c.stop(); err != nil {
+		if err := c.Stop(); err != nil {
 			t.Error(err)
 		}
 	})
-	return &testCluster{cluster: c, t: t}
+	return &testCluster{Cluster: c, t: t}
 }
 
 func (c *testCluster) addPod(node, name string) *ringnode.Pod {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p, err := c.daemons[node].AddPod(ctx, name)
+	p, err := c.Daemons[node].AddPod(ctx, name)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func (c *testCluster) addPod(node, name string) *ringnode.Pod {
 // counters returns a node's per-reason counters.
 func (c *testCluster) counters(node string) map[string]uint64 {
 	c.t.Helper()
-	m, err := c.daemons[node].Counters()
+	m, err := c.Daemons[node].Counters()
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func (c *testCluster) capture(filter string, fn func()) string {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cp, err := topo.StartCapture(ctx, "", c.topo.Bridge, filter)
+	cp, err := topo.StartCapture(ctx, "", c.Topo.Bridge, filter)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -207,10 +208,10 @@ func decode(t *testing.T, path, filter string, fields ...string) [][]string {
 }
 
 // threeNodes is a cluster of three ringnet nodes on one subnet, dual stack.
-var threeNodes = []nodeSpec{
-	{name: "na", addr: "192.168.50.1/24", pod4: "10.244.1.0/24", pod6: "fd00:244:1::/64"},
-	{name: "nb", addr: "192.168.50.2/24", pod4: "10.244.2.0/24", pod6: "fd00:244:2::/64"},
-	{name: "nc", addr: "192.168.50.3/24", pod4: "10.244.3.0/24", pod6: "fd00:244:3::/64"},
+var threeNodes = []testbed.NodeSpec{
+	{Name: "na", Addr: "192.168.50.1/24", Pod4: "10.244.1.0/24", Pod6: "fd00:244:1::/64"},
+	{Name: "nb", Addr: "192.168.50.2/24", Pod4: "10.244.2.0/24", Pod6: "fd00:244:2::/64"},
+	{Name: "nc", Addr: "192.168.50.3/24", Pod4: "10.244.3.0/24", Pod6: "fd00:244:3::/64"},
 }
 
 // TestModes runs three ringnet nodes in each mode: ping (IPv4 and IPv6),
@@ -223,13 +224,13 @@ func TestModes(t *testing.T) {
 			c := startCluster(t, mode, threeNodes)
 			pods := map[string]*ringnode.Pod{}
 			for _, s := range threeNodes {
-				pods[s.name] = c.addPod(s.name, "p")
+				pods[s.Name] = c.addPod(s.Name, "p")
 			}
 			a, b := pods["na"], pods["nb"]
 			path := c.capture("host "+a.IPv4.String()+" or host 192.168.50.1", func() {
 				ping(t, a.NS, b.IPv4)
 			})
-			checkWire(t, mode, path, c.nodes["na"], c.nodes["nb"], a.IPv4, b.IPv4)
+			checkWire(t, mode, path, c.Nodes["na"], c.Nodes["nb"], a.IPv4, b.IPv4)
 			for _, pair := range [][2]string{{"na", "nb"}, {"nb", "nc"}, {"nc", "na"}} {
 				from, to := pods[pair[0]], pods[pair[1]]
 				ping(t, from.NS, to.IPv4)
@@ -239,10 +240,10 @@ func TestModes(t *testing.T) {
 				tcpTransfer(t, from.NS, to.NS, to.IPv6, 256<<10)
 			}
 			// The node's own traffic on the uplink is the kernel's.
-			tcpTransfer(t, c.nodes["na"].NS, c.nodes["nb"].NS, c.nodes["nb"].Address.Addr(), 256<<10)
+			tcpTransfer(t, c.Nodes["na"].NS, c.Nodes["nb"].NS, c.Nodes["nb"].Address.Addr(), 256<<10)
 			// The node reaches other nodes' pods through its TAP and the
 			// fast path.
-			ping(t, c.nodes["na"].NS, b.IPv4)
+			ping(t, c.Nodes["na"].NS, b.IPv4)
 			for _, n := range []string{"na", "nb", "nc"} {
 				m := c.counters(n)
 				if m["to_peer"] == 0 || m["from_peer"] == 0 {
@@ -300,10 +301,10 @@ func checkWire(t *testing.T, mode, path string, na, nb *topo.Node, src, dst neti
 // TestCrossSubnet: in crossSubnet mode nodes on one subnet route directly
 // and nodes on another are reached by VXLAN through the router.
 func TestCrossSubnet(t *testing.T) {
-	c := startCluster(t, "crossSubnet", []nodeSpec{
-		{name: "na", addr: "192.168.50.1/24", pod4: "10.244.1.0/24"},
-		{name: "nb", addr: "192.168.50.2/24", pod4: "10.244.2.0/24"},
-		{name: "nc", addr: "192.168.60.1/24", pod4: "10.244.3.0/24"},
+	c := startCluster(t, "crossSubnet", []testbed.NodeSpec{
+		{Name: "na", Addr: "192.168.50.1/24", Pod4: "10.244.1.0/24"},
+		{Name: "nb", Addr: "192.168.50.2/24", Pod4: "10.244.2.0/24"},
+		{Name: "nc", Addr: "192.168.60.1/24", Pod4: "10.244.3.0/24"},
 	})
 	a, b, cc := c.addPod("na", "p"), c.addPod("nb", "p"), c.addPod("nc", "p")
 	path := c.capture("host "+a.IPv4.String()+" or host 192.168.50.1", func() {
@@ -323,12 +324,12 @@ func TestCrossSubnet(t *testing.T) {
 // TestFlannelInterop: a ringnet node and a node running Flannel's kernel
 // VXLAN datapath exchange ping and TCP both ways.
 func TestFlannelInterop(t *testing.T) {
-	c := startCluster(t, "vxlan", []nodeSpec{
-		{name: "na", addr: "192.168.50.1/24", pod4: "10.244.1.0/24"},
-		{name: "nf", addr: "192.168.50.3/24", pod4: "10.244.3.0/24", flannel: true},
+	c := startCluster(t, "vxlan", []testbed.NodeSpec{
+		{Name: "na", Addr: "192.168.50.1/24", Pod4: "10.244.1.0/24"},
+		{Name: "nf", Addr: "192.168.50.3/24", Pod4: "10.244.3.0/24", Flannel: true},
 	})
 	a := c.addPod("na", "p")
-	fp, err := c.flannel["nf"].AddPod("p")
+	fp, err := c.Flannel["nf"].AddPod("p")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +341,7 @@ func TestFlannelInterop(t *testing.T) {
 	if len(rows) != 12 {
 		t.Errorf("%d VXLAN ICMP packets on the underlay, want 12", len(rows))
 	}
-	fMAC, aMAC := c.flannel["nf"].VtepMAC.String(), c.nodes["na"].UplinkMAC.String()
+	fMAC, aMAC := c.Flannel["nf"].VtepMAC.String(), c.Nodes["na"].UplinkMAC.String()
 	for _, r := range rows {
 		macs := topo.Layers(r[1])
 		if r[0] != "1" || len(macs) != 2 || (macs[1] != fMAC && macs[1] != aMAC) {

@@ -92,36 +92,20 @@ func parseFlags(args []string) (options, error) {
 		vs[i] = program.Variant{ID: v.ID, Name: v.Name, Desc: v.Desc}
 	}
 	fs := program.NewFlagSet("./bench/crossnode", "Measures pod-to-pod 64-byte UDP pps, sockperf latency and iperf3 TCP between two nodes", vs)
-	runs := fs.Int("runs", 3, "rounds per variant (interleaved a,b,c,d,e,f,a,b,...)")
-	window := fs.Duration("window", 5*time.Second, "64-byte UDP measurement window (also sockperf's duration)")
-	warmup := fs.Duration("warmup", time.Second, "traffic before the window starts")
+	lf := program.AddLoadFlags(fs, 3, "rounds per variant (interleaved a,b,c,d,e,f,a,b,...)", 5*time.Second, "64-byte UDP measurement window (also sockperf's duration)", "round")
 	tcpTime := fs.Duration("tcp-time", 4*time.Second, "iperf3 duration")
-	quiet := fs.Duration("quiet-wait", time.Minute, fmt.Sprintf("before each round, wait up to this long for the machine to be quiet (at most %.0f%% busy; 0: do not wait)", quietBusy))
 	list := fs.String("variants", "a,b,c,d,e,f", "comma-separated subset of a,b,c,d,e,f")
 	daemonFlags := fs.String("ringnetd-flags", "", "more ringnetd flags for (c), (d) and (e), space-separated, e.g. \"--cpus 1\"")
-	jsonPath := fs.String("json", "", "write every raw and summarised figure as JSON to `FILE`")
-	mdPath := fs.String("markdown", "", "write a docs/benchmarks.md section to `FILE`")
-	quick := fs.Bool("quick", false, "smoke run: 1 round, 1s windows, 0.3s warm-up (unless given explicitly)")
-	if err := program.Parse(fs, args); err != nil {
+	if err := lf.Parse(args, map[string]string{"tcp-time": "1s"}); err != nil {
 		return options{}, err
 	}
-	if *quick {
-		quickRun := map[string]string{"runs": "1", "window": "1s", "tcp-time": "1s", "warmup": "300ms", "quiet-wait": "0"}
-		if err := program.Defaults(fs, quickRun); err != nil {
-			return options{}, err
-		}
-	}
-	o := options{Runs: *runs, Window: *window, Warmup: *warmup, TCPTime: *tcpTime, Quiet: *quiet, JSON: *jsonPath, Markdown: *mdPath,
+	o := options{Runs: *lf.Runs, Window: *lf.Window, Warmup: *lf.Warmup, TCPTime: *tcpTime, Quiet: *lf.Quiet, JSON: *lf.JSON, Markdown: *lf.Markdown,
 		Ringnetd: strings.Fields(*daemonFlags), Command: program.Command("./bench/crossnode", args)}
 	switch {
-	case o.Runs < 1:
-		return o, errors.New("--runs must be at least 1")
-	case o.Window < time.Second || o.Window%time.Second != 0:
-		return o, errors.New("--window must be whole seconds, at least 1s (sockperf runs for it)")
+	case o.Window%time.Second != 0:
+		return o, errors.New("--window must be whole seconds (sockperf runs for it)")
 	case o.TCPTime < time.Second || o.TCPTime%time.Second != 0:
 		return o, errors.New("--tcp-time must be whole seconds, at least 1s")
-	case o.Warmup < 0 || o.Quiet < 0:
-		return o, errors.New("--warmup and --quiet-wait must not be negative")
 	}
 	var err error
 	o.Variants, err = program.ParseVariants(*list, vs)
@@ -133,7 +117,7 @@ type runner struct {
 	o     options
 	procs child.Group // trafgen, sockperf and iperf3 servers
 	logw  io.Writer
-	ours  map[uint64]bool // the network namespaces of every setup, by inode: what runs there is the benchmark's
+	watch cpustat.Watch // what runs in every setup's namespaces is the benchmark's
 }
 
 // bench runs the whole benchmark and returns its report. A round that fails
@@ -163,7 +147,7 @@ func bench(ctx context.Context, o options, logw io.Writer) (rep *Report, err err
 		fmt.Fprintf(logw, "sweep what earlier runs left: %v\n", err)
 	}
 
-	r := &runner{o: o, logw: logw, ours: map[uint64]bool{}}
+	r := &runner{o: o, logw: logw, watch: cpustat.Watch{Wait: o.Quiet, Log: logw}}
 	defer r.procs.KillAll()
 	var setups []*setup
 	defer func() {
@@ -184,26 +168,23 @@ func bench(ctx context.Context, o options, logw io.Writer) (rep *Report, err err
 			}
 			return nil, fmt.Errorf("build (%s) %s: %w", v.ID, v.Name, err)
 		}
-		rep.variant(v).PodMTU = s.podMTU
-		for _, ns := range []string{s.n1.NS, s.n2.NS, s.send.NS, s.recv.NS} {
-			ino, err := cpustat.NetnsInode(ns)
-			if err != nil {
-				return nil, err
-			}
-			r.ours[ino] = true
+		rep.variant(v).PodMTU = s.PodMTU
+		if err := r.watch.Own(s.Namespaces()...); err != nil {
+			return nil, err
 		}
-		fmt.Fprintf(logw, "(%s) %-15s pod %v on n1 -> pod %v on n2, pod MTU %d (topology %s)\n", v.ID, v.Name, s.send.IP, s.recv.IP, s.podMTU, s.topo.ID)
+		fmt.Fprintf(logw, "(%s) %-15s pod %v on n1 -> pod %v on n2, pod MTU %d (topology %s)\n", v.ID, v.Name, s.Send.IP, s.Recv.IP, s.PodMTU, s.Topo.ID)
 	}
 
 	for round := 1; round <= o.Runs; round++ {
 		for _, s := range setups {
-			res := r.watched(ctx, s)
+			var res *RunResult
+			noise := r.watch.Round(ctx, func() { res = r.round(ctx, s) })
 			if ctx.Err() != nil {
 				// The interrupted round is left out: it measured nothing whole.
 				rep.summarise()
 				return rep, child.ErrStopped
 			}
-			res.Round = round
+			res.Round, res.Noise = round, noise
 			vr := rep.variant(s.v)
 			vr.Runs = append(vr.Runs, res)
 			fmt.Fprintln(logw, res.line(s.v))
@@ -211,62 +192,6 @@ func bench(ctx context.Context, o options, logw io.Writer) (rep *Report, err err
 	}
 	rep.summarise()
 	return rep, nil
-}
-
-// watched runs a round of s once the machine is quiet, and marks it
-// disturbed if other work took the cores meanwhile.
-func (r *runner) watched(ctx context.Context, s *setup) *RunResult {
-	background, err := r.quiet(ctx)
-	if err != nil && ctx.Err() == nil {
-		fmt.Fprintf(r.logw, "measure the machine's load: %v\n", err)
-	}
-	start, others0 := time.Now(), r.others()
-	res := r.round(ctx, s)
-	if others1 := r.others(); others0 >= 0 && others1 >= others0 {
-		res.OtherWork = float64(others1-others0) / time.Since(start).Seconds() / 10 // ms per s to % of a core
-	}
-	res.BackgroundBusy = background
-	res.Disturbed = background > quietBusy || res.OtherWork > otherWorkMax
-	return res
-}
-
-// quietBusy is the share of the machine (all CPUs, percent) other work may
-// keep busy while a round starts; quietSample is what it is measured over.
-const (
-	quietBusy   = 10.0
-	quietSample = 500 * time.Millisecond
-)
-
-// otherWorkMax is how much CPU other work may take during a round, in
-// percent of one core, before the round counts as disturbed.
-const otherWorkMax = 10.0
-
-// others is the CPU time other work has used so far (cpustat.Others), in
-// milliseconds, or -1 if it cannot be read.
-func (r *runner) others() int64 {
-	ms, err := cpustat.Others(r.ours)
-	if err != nil {
-		fmt.Fprintf(r.logw, "  read other work's CPU time: %v\n", err)
-		return -1
-	}
-	return int64(ms)
-}
-
-// quiet waits, up to --quiet-wait, until the machine is quiet: on a shared
-// machine other people's builds and tests take the cores that the
-// variants are measured on. It returns the share busy when it stopped
-// waiting, which the round records.
-func (r *runner) quiet(ctx context.Context) (float64, error) {
-	start := time.Now()
-	for {
-		busy, err := cpustat.Busy(ctx, quietSample)
-		if err != nil || busy <= quietBusy || time.Since(start) >= r.o.Quiet {
-			if waited := time.Since(start) - quietSample; err == nil && waited > time.Second {
-				fmt.Fprintf(r.logw, "  waited %.0fs for other work to stop (machine %.0f%% busy now)\n", waited.Seconds(), busy)
-			}
-			return busy, err
-		}
-	}
 }
 
 // line is the round's one-line log entry.

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/ringnet/ringnet/bench/internal/cpustat"
 	"github.com/ringnet/ringnet/bench/internal/figure"
 	"github.com/ringnet/ringnet/bench/internal/program"
+	"github.com/ringnet/ringnet/bench/internal/testbed"
 	"github.com/ringnet/ringnet/bench/internal/trafgen"
 )
 
@@ -19,7 +19,7 @@ import (
 type Report struct {
 	Meta     Meta             `json:"meta"`
 	Variants []*VariantReport `json:"variants"`
-	Ratios   []Ratio          `json:"ratios"`
+	Ratios   []program.Ratio  `json:"ratios"`
 }
 
 // Meta describes the run and the machine.
@@ -47,11 +47,11 @@ type VariantReport struct {
 type Summary struct {
 	program.Tally
 
-	RxPPS      *figure.Stat `json:"rx_pps,omitempty"`
-	OfferedPPS *figure.Stat `json:"offered_pps,omitempty"`
-	CPUNsPkt   *figure.Stat `json:"cpu_ns_per_packet,omitempty"`
-	WireBytes  *figure.Stat `json:"wire_bytes_per_frame,omitempty"`
-	LoadCPU    []CPUMedian  `json:"load_cpu,omitempty"`
+	RxPPS      *figure.Stat    `json:"rx_pps,omitempty"`
+	OfferedPPS *figure.Stat    `json:"offered_pps,omitempty"`
+	CPUNsPkt   *figure.Stat    `json:"cpu_ns_per_packet,omitempty"`
+	WireBytes  *figure.Stat    `json:"wire_bytes_per_frame,omitempty"`
+	LoadCPU    []cpustat.Share `json:"load_cpu,omitempty"`
 	// RingnetdCPU is each ringnetd's CPU time over the window, in percent
 	// of one core, by node (ringnet variants).
 	RingnetdCPU map[string]*figure.Stat `json:"ringnetd_cpu_percent,omitempty"`
@@ -67,7 +67,7 @@ type Summary struct {
 	Retransmits *figure.Stat       `json:"tcp_retransmits,omitempty"`
 	SenderCPU   *figure.Stat       `json:"tcp_sender_cpu_percent,omitempty"`
 	ReceiverCPU *figure.Stat       `json:"tcp_receiver_cpu_percent,omitempty"`
-	TCPCPU      []CPUMedian        `json:"tcp_cpu,omitempty"`
+	TCPCPU      []cpustat.Share    `json:"tcp_cpu,omitempty"`
 	TCPLosses   map[string]float64 `json:"tcp_losses,omitempty"`
 	TCPLimit    string             `json:"tcp_limit,omitempty"`
 
@@ -81,22 +81,6 @@ type Summary struct {
 	// work kept the machine busy when they began (RunResult.Disturbed);
 	// when every round was, none is left out.
 	LeftOut int `json:"left_out_runs"`
-}
-
-// CPUMedian is one CPU's median shares over rounds, in percent.
-type CPUMedian struct {
-	Busy    float64 `json:"busy"`
-	Softirq float64 `json:"softirq"`
-	User    float64 `json:"user"`
-	System  float64 `json:"system"`
-}
-
-// Ratio compares two variants' medians measured in the same run.
-type Ratio struct {
-	What   string  `json:"what"`
-	Value  float64 `json:"value"`
-	Target string  `json:"target,omitempty"` // e.g. "≥ 1.5"; empty: for information
-	Met    bool    `json:"met"`
 }
 
 func newReport(o options) *Report {
@@ -139,71 +123,27 @@ func (r *Report) Failed() bool {
 	return slices.ContainsFunc(r.Variants, func(v *VariantReport) bool { return v.Summary.Failed() })
 }
 
-// cpuRound is one round's per-CPU shares, as cpuMedians takes them.
-func cpuRound(shares []cpustat.Share) []CPUMedian {
-	out := make([]CPUMedian, len(shares))
-	for i, sh := range shares {
-		out[i] = CPUMedian{sh.Busy, sh.Softirq, sh.User, sh.System}
-	}
-	return out
-}
-
-// cpuMedians summarises per-CPU shares over rounds.
-func cpuMedians(rounds [][]CPUMedian) []CPUMedian {
-	var out []CPUMedian
-	for i := 0; ; i++ {
-		var busy, sirq, usr, sys []float64
-		for _, r := range rounds {
-			if i < len(r) {
-				busy, sirq, usr, sys = append(busy, r[i].Busy), append(sirq, r[i].Softirq), append(usr, r[i].User), append(sys, r[i].System)
-			}
-		}
-		if len(busy) == 0 {
-			return out
-		}
-		out = append(out, CPUMedian{figure.Of(busy).Median, figure.Of(sirq).Median, figure.Of(usr).Median, figure.Of(sys).Median})
-	}
-}
-
-// lossMedians is the median count of each loss counter over rounds (a
-// round without it counts 0).
-func lossMedians(rounds []map[string]uint64) map[string]float64 {
-	keys := map[string]bool{}
-	for _, m := range rounds {
-		for k := range m {
-			keys[k] = true
-		}
-	}
-	out := map[string]float64{}
-	for k := range keys {
-		var xs []float64
-		for _, m := range rounds {
-			xs = append(xs, float64(m[k]))
-		}
-		if med := figure.Of(xs).Median; med > 0 {
-			out[k] = med
-		}
-	}
-	return out
-}
-
 func (r *Report) summarise() {
 	for _, v := range r.Variants {
 		var s Summary
 		var rx, off, nspkt, wire, p50, p99, p999, gbps, retr, scpu, rcpu []float64
-		var loadCPU, tcpCPU [][]CPUMedian
+		var loadCPU, tcpCPU [][]cpustat.Share
 		var loadLoss, tcpLoss []map[string]uint64
 		daemonCPU := map[string][]float64{}
 		var background, other []float64
-		allDisturbed := !slices.ContainsFunc(v.Runs, func(run *RunResult) bool { return !run.Disturbed })
-		for _, run := range v.Runs {
+		noise := make([]cpustat.Noise, len(v.Runs))
+		for i, run := range v.Runs {
+			noise[i] = run.Noise
+		}
+		kept := cpustat.Kept(noise)
+		for i, run := range v.Runs {
 			if len(run.Errors) > 0 {
 				s.FailedRuns++
 			} else {
 				s.OKRuns++
 			}
 			background, other = append(background, run.BackgroundBusy), append(other, run.OtherWork)
-			if run.Disturbed && !allDisturbed {
+			if !kept[i] {
 				s.LeftOut++
 				continue
 			}
@@ -213,7 +153,7 @@ func (r *Report) summarise() {
 					nspkt = append(nspkt, tp.CPUNsPerPacket)
 				}
 				wire = append(wire, run.WireBytes)
-				loadCPU = append(loadCPU, cpuRound(tp.CPU))
+				loadCPU = append(loadCPU, tp.CPU)
 				loadLoss = append(loadLoss, run.LoadLosses)
 				for k, v := range tp.Probe {
 					if node, ok := strings.CutSuffix(k, ".ringnetd_cpu_ms"); ok {
@@ -227,12 +167,12 @@ func (r *Report) summarise() {
 			if t := run.TCP; t != nil {
 				gbps, retr = append(gbps, t.Gbps), append(retr, float64(t.Retransmits))
 				scpu, rcpu = append(scpu, t.SenderCPU), append(rcpu, t.ReceiverCPU)
-				tcpCPU = append(tcpCPU, cpuRound(t.CPU))
+				tcpCPU = append(tcpCPU, t.CPU)
 				tcpLoss = append(tcpLoss, run.TCPLosses)
 			}
 		}
 		s.RxPPS, s.OfferedPPS, s.CPUNsPkt, s.WireBytes = figure.Of(rx), figure.Of(off), figure.Of(nspkt), figure.Of(wire)
-		s.LoadCPU, s.LoadLosses = cpuMedians(loadCPU), lossMedians(loadLoss)
+		s.LoadCPU, s.LoadLosses = figure.CPUs(loadCPU), figure.Counts(loadLoss)
 		for node, xs := range daemonCPU {
 			if s.RingnetdCPU == nil {
 				s.RingnetdCPU = map[string]*figure.Stat{}
@@ -241,7 +181,7 @@ func (r *Report) summarise() {
 		}
 		s.P50us, s.P99us, s.P999us = figure.Of(p50), figure.Of(p99), figure.Of(p999)
 		s.TCPGbps, s.Retransmits, s.SenderCPU, s.ReceiverCPU = figure.Of(gbps), figure.Of(retr), figure.Of(scpu), figure.Of(rcpu)
-		s.TCPCPU, s.TCPLosses = cpuMedians(tcpCPU), lossMedians(tcpLoss)
+		s.TCPCPU, s.TCPLosses = figure.CPUs(tcpCPU), figure.Counts(tcpLoss)
 		s.PPSLimit, s.TCPLimit = ppsLimit(s), tcpLimit(s)
 		s.Background, s.OtherWork = figure.Of(background), figure.Of(other)
 		v.Summary = s
@@ -252,7 +192,7 @@ func (r *Report) summarise() {
 // ratios compares the medians: the targets ringnet VXLAN is held to
 // against the kernel's VXLAN (Flannel), and for information ringnet
 // direct against kernel host-gw.
-func (r *Report) ratios() []Ratio {
+func (r *Report) ratios() []program.Ratio {
 	get := func(id string, f func(Summary) *figure.Stat) float64 {
 		for _, v := range r.Variants {
 			if v.ID == id {
@@ -266,13 +206,13 @@ func (r *Report) ratios() []Ratio {
 	pps := func(s Summary) *figure.Stat { return s.RxPPS }
 	p99 := func(s Summary) *figure.Stat { return s.P99us }
 	tcp := func(s Summary) *figure.Stat { return s.TCPGbps }
-	var out []Ratio
+	var out []program.Ratio
 	add := func(what, num, den string, f func(Summary) *figure.Stat, target string, met func(float64) bool) {
 		n, d := get(num, f), get(den, f)
 		if n <= 0 || d <= 0 {
 			return
 		}
-		x := Ratio{What: what, Value: n / d, Target: target}
+		x := program.Ratio{What: what, Value: n / d, Target: target}
 		if met != nil {
 			x.Met = met(x.Value)
 		}
@@ -289,7 +229,7 @@ func (r *Report) ratios() []Ratio {
 }
 
 // busyCore is the busiest CPU in a summary: its number and shares.
-func busyCore(cpus []CPUMedian) (int, CPUMedian) {
+func busyCore(cpus []cpustat.Share) (int, cpustat.Share) {
 	best := -1
 	for i, c := range cpus {
 		if best < 0 || c.Busy > cpus[best].Busy {
@@ -297,7 +237,7 @@ func busyCore(cpus []CPUMedian) (int, CPUMedian) {
 		}
 	}
 	if best < 0 {
-		return -1, CPUMedian{}
+		return -1, cpustat.Share{}
 	}
 	return best, cpus[best]
 }
@@ -313,7 +253,7 @@ func ppsLimit(s Summary) string {
 		return ""
 	}
 	loss := max(0, 1-s.RxPPS.Median/s.OfferedPPS.Median)
-	var cpu0, cpu1 CPUMedian
+	var cpu0, cpu1 cpustat.Share
 	if len(s.LoadCPU) > 0 {
 		cpu0 = s.LoadCPU[0]
 	}
@@ -322,7 +262,7 @@ func ppsLimit(s Summary) string {
 	}
 	cores := fmt.Sprintf("CPU 0 %.0f%% busy (%.0f%% softirq), CPU 1 %.0f%% (%.0f%% softirq)", cpu0.Busy, cpu0.Softirq, cpu1.Busy, cpu1.Softirq)
 	if len(s.RingnetdCPU) > 0 {
-		cores += "; ringnetd on n1 / n2 used " + daemons(s.RingnetdCPU, " / ") + " of a core"
+		cores += "; ringnetd on n1 / n2 used " + testbed.PerNode(s.RingnetdCPU, " / ") + " of a core"
 	}
 	switch {
 	case loss < 0.02 && cpu0.Busy >= full:
@@ -330,7 +270,7 @@ func ppsLimit(s Summary) string {
 	case loss < 0.02:
 		return "the sender, held back by its own veth (no loss, trafgen's core not full); " + cores
 	default:
-		where := lossList(s.LoadLosses, 3)
+		where := figure.Largest(s.LoadLosses, 3)
 		if where == "" {
 			where = "not counted by ringnetd or n2's uplink: on the sender's side or in the receiving pod's kernel"
 		}
@@ -354,33 +294,10 @@ func tcpLimit(s Summary) string {
 	if s.Retransmits != nil && s.Retransmits.Median > 0 {
 		fmt.Fprintf(&b, "; %.0f retransmits", s.Retransmits.Median)
 	}
-	if l := lossList(s.TCPLosses, 3); l != "" {
+	if l := figure.Largest(s.TCPLosses, 3); l != "" {
 		fmt.Fprintf(&b, "; losses: %s", l)
 	}
 	return b.String()
-}
-
-// lossList names the largest loss counters.
-func lossList(m map[string]float64, n int) string {
-	keys := slices.Collect(maps.Keys(m))
-	slices.SortFunc(keys, func(a, b string) int {
-		if m[a] != m[b] {
-			if m[a] > m[b] {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a, b)
-	})
-	var parts []string
-	for i, k := range keys {
-		if i == n {
-			parts = append(parts, fmt.Sprintf("and %d more", len(keys)-n))
-			break
-		}
-		parts = append(parts, fmt.Sprintf("%s %s", k, figure.Group(m[k])))
-	}
-	return strings.Join(parts, ", ")
 }
 
 // Formatting helpers: "-" for a figure no round measured.
@@ -392,82 +309,6 @@ func okRuns(s Summary) string {
 		ok += fmt.Sprintf(" (%d out)", s.LeftOut)
 	}
 	return ok
-}
-
-func maxOf(s *figure.Stat, format string) string {
-	if s == nil {
-		return "-"
-	}
-	return fmt.Sprintf(format, s.Max)
-}
-
-func med(s *figure.Stat, format string) string {
-	if s == nil {
-		return "-"
-	}
-	return fmt.Sprintf(format, s.Median)
-}
-
-func rng(s *figure.Stat, format string) string {
-	if s == nil {
-		return "-"
-	}
-	return fmt.Sprintf(format+" – "+format, s.Min, s.Max)
-}
-
-func groupStat(s *figure.Stat) (median, span string) {
-	if s == nil {
-		return "-", "-"
-	}
-	return figure.Group(s.Median), figure.Group(s.Min) + " – " + figure.Group(s.Max)
-}
-
-func loss(s Summary) string {
-	if s.RxPPS == nil || s.OfferedPPS == nil || s.OfferedPPS.Median == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.1f%%", max(0, 100*(1-s.RxPPS.Median/s.OfferedPPS.Median)))
-}
-
-// cpus joins one share of each CPU: busy, or with softirq set the
-// softirq share.
-func cpus(c []CPUMedian, softirq bool) string {
-	if len(c) == 0 {
-		return "-"
-	}
-	var parts []string
-	for _, x := range c {
-		v := x.Busy
-		if softirq {
-			v = x.Softirq
-		}
-		parts = append(parts, fmt.Sprintf("%.0f", v))
-	}
-	return strings.Join(parts, "/")
-}
-
-// daemons is each ringnetd's median CPU share, n1 then n2, in percent of
-// one core.
-func daemons(m map[string]*figure.Stat, sep string) string {
-	if len(m) == 0 {
-		return "-"
-	}
-	var parts []string
-	for _, n := range nodeSpecs {
-		parts = append(parts, med(m[n.name], "%.0f%%"))
-	}
-	return strings.Join(parts, sep)
-}
-
-func (x Ratio) verdict() string {
-	switch {
-	case x.Target == "":
-		return "for information"
-	case x.Met:
-		return "target " + x.Target + ": met"
-	default:
-		return "target " + x.Target + ": **missed**"
-	}
 }
 
 // WriteTable writes the human-readable summary.
@@ -482,16 +323,16 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, row, "variant", "rx pps", "min – max", "offered", "loss", "cpu0/1%", "sirq0/1%", "rnd n1/n2", "ns/pkt", "wire B", "ok", "other")
 	for _, v := range r.Variants {
 		s := v.Summary
-		rx, span := groupStat(s.RxPPS)
-		fmt.Fprintf(w, row, "("+v.ID+") "+v.Name, rx, span, med(s.OfferedPPS, "%.0f"), loss(s), cpus(s.LoadCPU, false), cpus(s.LoadCPU, true),
-			daemons(s.RingnetdCPU, "/"), med(s.CPUNsPkt, "%.0f"), med(s.WireBytes, "%.0f"), okRuns(s), maxOf(s.OtherWork, "%.0f%%"))
+		rx, span := figure.Grouped(s.RxPPS)
+		fmt.Fprintf(w, row, "("+v.ID+") "+v.Name, rx, span, figure.Median(s.OfferedPPS, "%.0f"), figure.Loss(s.RxPPS, s.OfferedPPS), figure.CPU(s.LoadCPU, false), figure.CPU(s.LoadCPU, true),
+			testbed.PerNode(s.RingnetdCPU, "/"), figure.Median(s.CPUNsPkt, "%.0f"), figure.Median(s.WireBytes, "%.0f"), okRuns(s), figure.Max(s.OtherWork, "%.0f%%"))
 	}
 	fmt.Fprintf(w, "\nlatency (sockperf ping-pong, 64 bytes, half round trip, µs): median (min – max)\n")
 	const lrow = "%-20s %22s %22s %22s\n"
 	fmt.Fprintf(w, lrow, "variant", "p50", "p99", "p99.9")
 	for _, v := range r.Variants {
 		s := v.Summary
-		cell := func(st *figure.Stat) string { return med(st, "%.1f") + " (" + rng(st, "%.1f") + ")" }
+		cell := func(st *figure.Stat) string { return figure.Median(st, "%.1f") + " (" + figure.Span(st, "%.1f") + ")" }
 		fmt.Fprintf(w, lrow, "("+v.ID+") "+v.Name, cell(s.P50us), cell(s.P99us), cell(s.P999us))
 	}
 	fmt.Fprintf(w, "\nTCP (iperf3, one stream):\n")
@@ -499,8 +340,8 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, trow, "variant", "Gbit/s", "min – max", "retrans", "snd cpu%", "rcv cpu%", "cpu0/1%", "pod MTU")
 	for _, v := range r.Variants {
 		s := v.Summary
-		fmt.Fprintf(w, trow, "("+v.ID+") "+v.Name, med(s.TCPGbps, "%.2f"), rng(s.TCPGbps, "%.2f"), med(s.Retransmits, "%.0f"),
-			med(s.SenderCPU, "%.0f"), med(s.ReceiverCPU, "%.0f"), cpus(s.TCPCPU, false), fmt.Sprint(v.PodMTU))
+		fmt.Fprintf(w, trow, "("+v.ID+") "+v.Name, figure.Median(s.TCPGbps, "%.2f"), figure.Span(s.TCPGbps, "%.2f"), figure.Median(s.Retransmits, "%.0f"),
+			figure.Median(s.SenderCPU, "%.0f"), figure.Median(s.ReceiverCPU, "%.0f"), figure.CPU(s.TCPCPU, false), fmt.Sprint(v.PodMTU))
 	}
 	fmt.Fprintf(w, "\nwhat limited each figure:\n")
 	for _, v := range r.Variants {
@@ -511,7 +352,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	if len(r.Ratios) > 0 {
 		fmt.Fprintf(w, "\nratios of the medians, same run:\n")
 		for _, x := range r.Ratios {
-			fmt.Fprintf(w, "  %-52s %5.2f  (%s)\n", x.What, x.Value, strings.ReplaceAll(x.verdict(), "**", ""))
+			fmt.Fprintf(w, "  %-52s %5.2f  (%s)\n", x.What, x.Value, strings.ReplaceAll(x.Verdict(), "**", ""))
 		}
 	}
 	for _, v := range r.Variants {
@@ -535,30 +376,30 @@ func (r *Report) WriteMarkdown(path string) error {
 	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, v := range r.Variants {
 		s := v.Summary
-		rx, span := groupStat(s.RxPPS)
-		off, _ := groupStat(s.OfferedPPS)
-		fmt.Fprintf(b, "| (%s) %s | %s | %s | %s | %s | %s%% | %s%% | %s | %s | %s | %s | %s |\n", v.ID, v.Name, rx, span, off, loss(s),
-			strings.ReplaceAll(cpus(s.LoadCPU, false), "/", "% / "), strings.ReplaceAll(cpus(s.LoadCPU, true), "/", "% / "),
-			daemons(s.RingnetdCPU, " / "), med(s.CPUNsPkt, "%.0f"), med(s.WireBytes, "%.0f"), okRuns(s), maxOf(s.OtherWork, "%.0f%%"))
+		rx, span := figure.Grouped(s.RxPPS)
+		off, _ := figure.Grouped(s.OfferedPPS)
+		fmt.Fprintf(b, "| (%s) %s | %s | %s | %s | %s | %s%% | %s%% | %s | %s | %s | %s | %s |\n", v.ID, v.Name, rx, span, off, figure.Loss(s.RxPPS, s.OfferedPPS),
+			strings.ReplaceAll(figure.CPU(s.LoadCPU, false), "/", "% / "), strings.ReplaceAll(figure.CPU(s.LoadCPU, true), "/", "% / "),
+			testbed.PerNode(s.RingnetdCPU, " / "), figure.Median(s.CPUNsPkt, "%.0f"), figure.Median(s.WireBytes, "%.0f"), okRuns(s), figure.Max(s.OtherWork, "%.0f%%"))
 	}
 	b.WriteString("\n**Latency** (sockperf ping-pong, 64-byte messages, half round trip, µs):\n\n")
 	b.WriteString("| variant | p50 | min – max | p99 | min – max | p99.9 | min – max |\n|---|--:|--:|--:|--:|--:|--:|\n")
 	for _, v := range r.Variants {
 		s := v.Summary
-		fmt.Fprintf(b, "| (%s) %s | %s | %s | %s | %s | %s | %s |\n", v.ID, v.Name, med(s.P50us, "%.1f"), rng(s.P50us, "%.1f"),
-			med(s.P99us, "%.1f"), rng(s.P99us, "%.1f"), med(s.P999us, "%.1f"), rng(s.P999us, "%.1f"))
+		fmt.Fprintf(b, "| (%s) %s | %s | %s | %s | %s | %s | %s |\n", v.ID, v.Name, figure.Median(s.P50us, "%.1f"), figure.Span(s.P50us, "%.1f"),
+			figure.Median(s.P99us, "%.1f"), figure.Span(s.P99us, "%.1f"), figure.Median(s.P999us, "%.1f"), figure.Span(s.P999us, "%.1f"))
 	}
 	b.WriteString("\n**TCP** (iperf3, one stream, sender pod to receiver pod):\n\n")
 	b.WriteString("| variant | Gbit/s | min – max | retransmits | iperf3 sender / receiver CPU | CPU 0 / 1 busy | pod MTU |\n|---|--:|--:|--:|--:|--:|--:|\n")
 	for _, v := range r.Variants {
 		s := v.Summary
-		fmt.Fprintf(b, "| (%s) %s | %s | %s | %s | %s%% / %s%% | %s%% | %d |\n", v.ID, v.Name, med(s.TCPGbps, "%.2f"), rng(s.TCPGbps, "%.2f"),
-			med(s.Retransmits, "%.0f"), med(s.SenderCPU, "%.0f"), med(s.ReceiverCPU, "%.0f"), strings.ReplaceAll(cpus(s.TCPCPU, false), "/", "% / "), v.PodMTU)
+		fmt.Fprintf(b, "| (%s) %s | %s | %s | %s | %s%% / %s%% | %s%% | %d |\n", v.ID, v.Name, figure.Median(s.TCPGbps, "%.2f"), figure.Span(s.TCPGbps, "%.2f"),
+			figure.Median(s.Retransmits, "%.0f"), figure.Median(s.SenderCPU, "%.0f"), figure.Median(s.ReceiverCPU, "%.0f"), strings.ReplaceAll(figure.CPU(s.TCPCPU, false), "/", "% / "), v.PodMTU)
 	}
 	if len(r.Ratios) > 0 {
 		b.WriteString("\n**Ratios** of the medians, measured in the same run:\n\n| ratio | value | |\n|---|--:|---|\n")
 		for _, x := range r.Ratios {
-			fmt.Fprintf(b, "| %s | %.2f | %s |\n", x.What, x.Value, x.verdict())
+			fmt.Fprintf(b, "| %s | %.2f | %s |\n", x.What, x.Value, x.Verdict())
 		}
 	}
 	b.WriteString("\n**What limited each figure** (from the medians, as the benchmark reads them):\n\n")

@@ -1,51 +1,20 @@
 package main
 
 import (
-	"maps"
 	"strings"
 	"testing"
 
+	"github.com/ringnet/ringnet/bench/internal/cpustat"
 	"github.com/ringnet/ringnet/bench/internal/figure"
 	"github.com/ringnet/ringnet/bench/internal/program"
 	"github.com/ringnet/ringnet/bench/internal/trafgen"
 )
 
-func TestPortRole(t *testing.T) {
-	for in, want := range map[string]string{
-		"port.rn8ed6a35dc48.xsk_rx_ring_full": "port.pod.xsk_rx_ring_full",
-		"port.uplink0.tx_frames":              "port.uplink0.tx_frames",
-		"port.ringnet0.rx_frames":             "port.ringnet0.rx_frames",
-		"reason.to_peer":                      "reason.to_peer",
-		"worker.0.dropped":                    "worker.0.dropped",
-	} {
-		if got := portRole(in); got != want {
-			t.Errorf("portRole(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
-func TestLosses(t *testing.T) {
-	d := map[string]uint64{
-		"n1.reason.to_peer": 100, "n2.reason.from_peer": 90, "n2.reason.tx_ring_full": 3,
-		"n1.port.pod.xsk_rx_ring_full": 7, "n1.port.pod.xsk_fill_ring_empty": 2, "n1.port.pod.xsk_rx_dropped": 2,
-		"n1.port.uplink0.tx_kicks": 50, "n2.worker.0.dropped": 3, "n2.uplink.rx_dropped": 4, "n2.reason.multicast": 0,
-	}
-	kernel := (&setup{}).losses(d)
-	ringnet := (&setup{ringnetd: map[string]int{"n1": 1, "n2": 2}}).losses(d)
-	want := map[string]uint64{"n2.reason.tx_ring_full": 3, "n1.port.pod.xsk_rx_ring_full": 7, "n1.port.pod.xsk_rx_dropped": 2}
-	if !maps.Equal(ringnet, want) {
-		t.Errorf("ringnet losses %v, want %v", ringnet, want)
-	}
-	if kernel["n2.uplink.rx_dropped"] != 4 || ringnet["n2.uplink.rx_dropped"] != 0 {
-		t.Errorf("uplink rx_dropped: kernel %v, ringnet %v; want it only without ringnetd", kernel, ringnet)
-	}
-}
-
 func TestRatiosAndLimits(t *testing.T) {
 	st := func(v float64) *figure.Stat { return &figure.Stat{Median: v, Min: v, Max: v, N: 1} }
 	r := &Report{Variants: []*VariantReport{
 		{Variant: program.Variant{ID: "b"}, Summary: Summary{RxPPS: st(100e3), OfferedPPS: st(100e3), P99us: st(40), TCPGbps: st(3),
-			LoadCPU: []CPUMedian{{Busy: 100, Softirq: 80}, {Busy: 10}}}},
+			LoadCPU: []cpustat.Share{{Busy: 100, Softirq: 80}, {Busy: 10}}}},
 		{Variant: program.Variant{ID: "d"}, Summary: Summary{RxPPS: st(160e3), OfferedPPS: st(320e3), P99us: st(60), TCPGbps: st(1.2),
 			LoadLosses: map[string]float64{"n1.port.pod.xsk_rx_ring_full": 5e5}}},
 	}}
@@ -53,7 +22,7 @@ func TestRatiosAndLimits(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("ratios %+v, want the three d/b ones", got)
 	}
-	for i, want := range []Ratio{{Value: 1.6, Met: true}, {Value: 1.5, Met: false}, {Value: 0.4, Met: false}} {
+	for i, want := range []program.Ratio{{Value: 1.6, Met: true}, {Value: 1.5, Met: false}, {Value: 0.4, Met: false}} {
 		if d := got[i].Value - want.Value; d > 1e-9 || d < -1e-9 || got[i].Met != want.Met {
 			t.Errorf("ratio %q = %.3f met %v, want %.3f met %v", got[i].What, got[i].Value, got[i].Met, want.Value, want.Met)
 		}
@@ -68,7 +37,7 @@ func TestRatiosAndLimits(t *testing.T) {
 
 func TestSummariseLeavesOutDisturbedRounds(t *testing.T) {
 	run := func(pps float64, disturbed bool) *RunResult {
-		return &RunResult{Throughput: &trafgen.Throughput{RxPPS: pps, OfferedPPS: pps}, PathOK: true, Disturbed: disturbed}
+		return &RunResult{Throughput: &trafgen.Throughput{RxPPS: pps, OfferedPPS: pps}, PathOK: true, Noise: cpustat.Noise{Disturbed: disturbed}}
 	}
 	r := &Report{Variants: []*VariantReport{
 		{Variant: program.Variant{ID: "a"}, Runs: []*RunResult{run(100, false), run(10, true), run(120, false)}},

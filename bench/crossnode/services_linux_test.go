@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ringnet/ringnet/agent/api"
+	"github.com/ringnet/ringnet/bench/internal/testbed"
 	"github.com/ringnet/ringnet/internal/ringnode"
 	"github.com/ringnet/ringnet/internal/topo"
 )
@@ -134,6 +135,11 @@ services:
   clusterIPs: [10.96.0.13]
   ports: [{name: http, protocol: TCP, port: 80, targetPort: 8080}]
   endpoints: %s
+- name: public
+  clusterIPs: [10.96.0.15]
+  externalIPs: [192.168.50.100]
+  ports: [{name: http, protocol: TCP, port: 80, targetPort: 8080}]
+  endpoints: %[2]s
 - name: dns
   clusterIPs: [10.96.0.14]
   ports: [{name: dns, protocol: UDP, port: 53, targetPort: 5353}]
@@ -147,17 +153,17 @@ func epYAML(addr netip.Addr, node string) string {
 }
 
 func TestServices(t *testing.T) {
-	c := startCluster(t, "vxlan", []nodeSpec{
-		{name: "na", addr: "192.168.50.1/24", pod4: "10.244.1.0/24"},
-		{name: "nb", addr: "192.168.50.2/24", pod4: "10.244.2.0/24"},
+	c := startCluster(t, "vxlan", []testbed.NodeSpec{
+		{Name: "na", Addr: "192.168.50.1/24", Pod4: "10.244.1.0/24"},
+		{Name: "nb", Addr: "192.168.50.2/24", Pod4: "10.244.2.0/24"},
 	})
-	ext, err := c.topo.AddNode("ext", netip.MustParsePrefix("192.168.50.9/24"), topo.NodeOptions{})
+	ext, err := c.Topo.AddNode("ext", netip.MustParsePrefix("192.168.50.9/24"), topo.NodeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The outside host's uplink is a veth standing in for a NIC: make its
-	// kernel finish checksums before it (see uplinkChecksums).
-	if err := uplinkChecksums(t.Context(), ext); err != nil {
+	// kernel finish checksums before it (see testbed.UplinkChecksums).
+	if err := testbed.UplinkChecksums(t.Context(), ext); err != nil {
 		t.Fatal(err)
 	}
 	a1, a2, b1 := c.addPod("na", "a1"), c.addPod("na", "a2"), c.addPod("nb", "b1")
@@ -167,18 +173,18 @@ func TestServices(t *testing.T) {
 		udpGreeter(t, p.ns, p.name, 5353)
 	}
 	all := epList(epYAML(a1.IPv4, "na"), epYAML(a2.IPv4, "na"), epYAML(b1.IPv4, "nb"))
-	base, err := os.ReadFile(c.file)
+	base, err := os.ReadFile(c.File)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reload := func(eps string) {
 		t.Helper()
 		file := string(base) + fmt.Sprintf(servicesBase, eps, all, all, epList(epYAML(a1.IPv4, "na")))
-		if err := os.WriteFile(c.file, []byte(file), 0o644); err != nil {
+		if err := os.WriteFile(c.File, []byte(file), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range c.order {
-			if err := c.daemons[name].Reload(); err != nil {
+		for _, name := range c.Order {
+			if err := c.Daemons[name].Reload(); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -207,7 +213,7 @@ func TestServices(t *testing.T) {
 		}
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			fl, err := api.NewClient(c.daemons["na"].Socket).Flows(t.Context())
+			fl, err := api.NewClient(c.Daemons["na"].Socket).Flows(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -244,8 +250,8 @@ func TestServices(t *testing.T) {
 	t.Run("ClusterIP from the node itself", func(t *testing.T) {
 		seen := map[string]int{}
 		for range 30 {
-			server, saw := greet(t, c.nodes["na"].NS, web)
-			if saw != c.nodes["na"].Address.Addr() {
+			server, saw := greet(t, c.Nodes["na"].NS, web)
+			if saw != c.Nodes["na"].Address.Addr() {
 				t.Fatalf("%s saw the node as %v, want its address", server, saw)
 			}
 			seen[server]++
@@ -256,13 +262,13 @@ func TestServices(t *testing.T) {
 	})
 	t.Run("NodePort from outside the cluster", func(t *testing.T) {
 		for _, node := range []string{"na", "nb"} {
-			addr := netip.AddrPortFrom(c.nodes[node].Address.Addr(), 30080)
+			addr := netip.AddrPortFrom(c.Nodes[node].Address.Addr(), 30080)
 			seen := map[string]int{}
 			for range 30 {
 				server, saw := greet(t, ext.NS, addr)
 				// externalTrafficPolicy Cluster: masqueraded to the node
 				// the client reached.
-				if saw != c.nodes[node].Address.Addr() {
+				if saw != c.Nodes[node].Address.Addr() {
 					t.Fatalf("via %s, %s saw the client as %v, want the node's address", node, server, saw)
 				}
 				seen[server]++
@@ -270,6 +276,24 @@ func TestServices(t *testing.T) {
 			if len(seen) != 3 {
 				t.Errorf("via %s: 30 connections reached %v, want all three backends", node, seen)
 			}
+		}
+	})
+	t.Run("externalIP from outside the cluster", func(t *testing.T) {
+		// The network routes the external IP to a node (here: na), as an
+		// administrator or a LoadBalancer implementation would.
+		if _, err := ext.Output(t.Context(), "ip", "route", "replace", "192.168.50.100/32", "via", "192.168.50.1"); err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]int{}
+		for range 30 {
+			server, saw := greet(t, ext.NS, netip.MustParseAddrPort("192.168.50.100:80"))
+			if saw != c.Nodes["na"].Address.Addr() {
+				t.Fatalf("%s saw the client as %v, want na's address (externalTrafficPolicy Cluster)", server, saw)
+			}
+			seen[server]++
+		}
+		if len(seen) != 3 {
+			t.Errorf("30 connections to the external IP reached %v, want all three backends", seen)
 		}
 	})
 	t.Run("NodePort externalTrafficPolicy Local", func(t *testing.T) {
@@ -283,7 +307,7 @@ func TestServices(t *testing.T) {
 	t.Run("egress masquerade", func(t *testing.T) {
 		greeter(t, ext.NS, "ext", 9090)
 		_, saw := greet(t, client.NS, netip.MustParseAddrPort("192.168.50.9:9090"))
-		if saw != c.nodes["na"].Address.Addr() {
+		if saw != c.Nodes["na"].Address.Addr() {
 			t.Errorf("a server outside the cluster saw the pod as %v, want na's address", saw)
 		}
 	})

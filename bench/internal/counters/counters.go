@@ -1,7 +1,8 @@
 // Package counters reads the counters the benchmarks prove their figures
 // with: an interface's packet counters over netlink, the kernel's SNMP
-// counters (/proc/net/snmp) of a namespace, and the counter block ringnetd
-// prints on SIGUSR1 and at exit. Readers are cheap enough to call at the
+// counters (/proc/net/snmp) and connection tracking statistics of a
+// namespace, the packet counts of its iptables rules, and the counter
+// block ringnetd prints on SIGUSR1 and at exit. Readers are cheap enough to call at the
 // edges of a measurement window; nothing here keeps state between calls.
 package counters
 
@@ -82,6 +83,77 @@ func SNMP(ctx context.Context, nsName, group, name string) (uint64, error) {
 	return 0, fmt.Errorf("/proc/net/snmp in %s: no %s %s", nsName, group, name)
 }
 
+// IPTables reads the packet count of every rule of a chain of the filter
+// table, in order, with iptables command cmd ("iptables", whose backend is
+// nf_tables on Debian, or "iptables-legacy") in namespace ns.
+func IPTables(ctx context.Context, ns, cmd, chain string) ([]uint64, error) {
+	out, err := child.Run(ctx, ns, cmd, "-t", "filter", "-L", chain, "-v", "-x", "-n")
+	if err != nil {
+		return nil, err
+	}
+	return parseIPTables(out)
+}
+
+// parseIPTables reads the first column (pkts) of iptables -L -v -x -n's
+// rule lines, after the chain's header and the column titles.
+func parseIPTables(out string) ([]uint64, error) {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "Chain ") {
+		return nil, fmt.Errorf("iptables -L: unexpected output %q", out)
+	}
+	var pkts []uint64
+	for _, line := range lines[2:] {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		n, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("iptables -L: rule line %q: %w", line, err)
+		}
+		pkts = append(pkts, n)
+	}
+	return pkts, nil
+}
+
+// Conntrack reads the kernel's connection tracking statistics in
+// namespace ns (/proc/net/stat/nf_conntrack, as conntrack -S shows them),
+// summed over the CPUs: "insert", "drop", "early_drop", "found" and the
+// rest by the file's own names. Left out is "entries", the number of
+// connections tracked now, which is no count of events.
+func Conntrack(ctx context.Context, ns string) (map[string]uint64, error) {
+	out, err := child.Run(ctx, ns, "cat", "/proc/net/stat/nf_conntrack")
+	if err != nil {
+		return nil, err
+	}
+	return parseConntrack(out)
+}
+
+// parseConntrack sums the hexadecimal per-CPU lines of
+// /proc/net/stat/nf_conntrack under its header's names.
+func parseConntrack(out string) (map[string]uint64, error) {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	names := strings.Fields(lines[0])
+	if len(names) == 0 || names[0] != "entries" {
+		return nil, fmt.Errorf("/proc/net/stat/nf_conntrack: unexpected header %q", lines[0])
+	}
+	m := map[string]uint64{}
+	for _, line := range lines[1:] {
+		f := strings.Fields(line)
+		if len(f) != len(names) {
+			return nil, fmt.Errorf("/proc/net/stat/nf_conntrack: %d fields in %q, want %d", len(f), line, len(names))
+		}
+		for i, name := range names[1:] {
+			n, err := strconv.ParseUint(f[i+1], 16, 64)
+			if err != nil {
+				return nil, fmt.Errorf("/proc/net/stat/nf_conntrack: %s: %w", name, err)
+			}
+			m[name] += n
+		}
+	}
+	return m, nil
+}
+
 // Ringnetd parses the last counter block in ringnetd's output:
 //
 //	counters
@@ -129,4 +201,15 @@ func Delta(before, after map[string]uint64) map[string]uint64 {
 		}
 	}
 	return d
+}
+
+// NonZero is m without its zero counts, for reports.
+func NonZero(m map[string]uint64) map[string]uint64 {
+	out := map[string]uint64{}
+	for k, v := range m {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
 }

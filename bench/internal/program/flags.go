@@ -4,10 +4,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/ringnet/ringnet/bench/internal/cpustat"
 	"github.com/ringnet/ringnet/bench/internal/machine"
 )
 
@@ -77,6 +79,28 @@ func NewMeta(command string, runs int) Meta {
 	return Meta{Command: command, Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Machine: machine.Describe(), Runs: runs}
 }
 
+// Ratio compares two medians measured in the same run, against a target
+// or for information.
+type Ratio struct {
+	What   string  `json:"what"`
+	Value  float64 `json:"value"`
+	Target string  `json:"target,omitempty"` // e.g. "≥ 1.5"; empty: for information
+	Met    bool    `json:"met"`
+}
+
+// Verdict says how the ratio stands, in markdown: "for information",
+// "target ≥ 1.5: met" or "target ≥ 1.5: **missed**".
+func (x Ratio) Verdict() string {
+	switch {
+	case x.Target == "":
+		return "for information"
+	case x.Met:
+		return "target " + x.Target + ": met"
+	default:
+		return "target " + x.Target + ": **missed**"
+	}
+}
+
 // Tally counts a variant's rounds.
 type Tally struct {
 	OKRuns     int `json:"ok_runs"`
@@ -108,6 +132,61 @@ func Defaults(fs *flag.FlagSet, values map[string]string) error {
 				return fmt.Errorf("--%s=%s: %w", name, v, err)
 			}
 		}
+	}
+	return nil
+}
+
+// LoadFlags are the flags of a benchmark that measures loads in rounds:
+// --runs, --window, --warmup, --quiet-wait, --json, --markdown and --quick.
+// Add them with AddLoadFlags, then read them after Parse.
+type LoadFlags struct {
+	Runs           *int
+	Window, Warmup *time.Duration
+	Quiet          *time.Duration // how long to wait for a quiet machine (cpustat.Watch)
+	JSON, Markdown *string
+
+	fs    *flag.FlagSet
+	quick *bool
+}
+
+// AddLoadFlags adds the load flags to fs: runs rounds by default, windows
+// of window after a warm-up of a second, a minute's wait for quiet before
+// each of what (e.g. "round"); --quick sets those not given to one round,
+// one-second windows, 0.3 s of warm-up and no wait.
+func AddLoadFlags(fs *flag.FlagSet, runs int, runsUsage string, window time.Duration, windowUsage, what string) *LoadFlags {
+	return &LoadFlags{fs: fs,
+		Runs:   fs.Int("runs", runs, runsUsage),
+		Window: fs.Duration("window", window, windowUsage),
+		Warmup: fs.Duration("warmup", time.Second, "traffic before the window starts"),
+		Quiet: fs.Duration("quiet-wait", time.Minute, fmt.Sprintf("before each %s, wait up to this long for the machine to be quiet (at most %.0f%% busy; 0: do not wait)",
+			what, cpustat.QuietBusy)),
+		JSON:     fs.String("json", "", "write every raw and summarised figure as JSON to `FILE`"),
+		Markdown: fs.String("markdown", "", "write a docs/benchmarks.md section to `FILE`"),
+		quick:    fs.Bool("quick", false, "smoke run: 1 round, 1s windows, 0.3s warm-up, no wait for quiet (unless given explicitly)"),
+	}
+}
+
+// Parse parses args as Parse does, applies --quick (more holds further
+// flags' quick values, e.g. {"tcp-time": "1s"}) and checks the load
+// flags.
+func (l *LoadFlags) Parse(args []string, more map[string]string) error {
+	if err := Parse(l.fs, args); err != nil {
+		return err
+	}
+	if *l.quick {
+		quick := map[string]string{"runs": "1", "window": "1s", "warmup": "300ms", "quiet-wait": "0"}
+		maps.Copy(quick, more)
+		if err := Defaults(l.fs, quick); err != nil {
+			return err
+		}
+	}
+	switch {
+	case *l.Runs < 1:
+		return errors.New("--runs must be at least 1")
+	case *l.Window < time.Second:
+		return errors.New("--window must be at least 1s")
+	case *l.Warmup < 0 || *l.Quiet < 0:
+		return errors.New("--warmup and --quiet-wait must not be negative")
 	}
 	return nil
 }

@@ -18,10 +18,50 @@ type Flow struct {
 	SrcMAC, DstMAC   net.HardwareAddr
 	Src, Dst         netip.Addr
 	SrcPort, DstPort uint16
+	// NewFlows makes nearly every frame a connection never seen before:
+	// trafgen writes random bytes, anew for each frame, over the UDP
+	// source port (all 65 536 values; SrcPort is ignored) and over the low
+	// byte of the destination port (DstPorts: 256 ports). That is 2^24
+	// tuples between one pair of addresses, far more than a connection
+	// tracking table holds, so that a frame finds its tuple tracked only
+	// by chance (see NewFlowShare). The IPv4 checksum covers no port and
+	// the UDP checksum is 0, so every frame stays valid.
+	NewFlows bool
+}
+
+// DstPorts is the range of destination ports the frames carry: DstPort
+// alone, or with NewFlows the 256 ports sharing its high byte.
+func (f Flow) DstPorts() (lo, hi uint16) {
+	if f.NewFlows {
+		return f.DstPort &^ 0xff, f.DstPort | 0xff
+	}
+	return f.DstPort, f.DstPort
+}
+
+// Tuples is the number of distinct UDP port pairs the frames carry: 1, or
+// with NewFlows 2^24.
+func (f Flow) Tuples() int {
+	if f.NewFlows {
+		return 1 << 24
+	}
+	return 1
+}
+
+// NewFlowShare bounds, for a connection table that keeps at most capacity
+// connections, the share of frames that find their tuple tracked: each
+// frame draws its tuple uniformly from Tuples, so at most capacity/Tuples
+// of them hit one the table still holds. 1 without NewFlows.
+func (f Flow) NewFlowShare(capacity int) float64 {
+	return min(1, float64(capacity)/float64(f.Tuples()))
 }
 
 // String describes the frame for reports.
 func (f Flow) String() string {
+	if f.NewFlows {
+		lo, hi := f.DstPorts()
+		return fmt.Sprintf("%d bytes + FCS: Ethernet, IPv4, UDP %s:<random> -> %s:<random %d-%d>, %d bytes payload",
+			FrameLen, f.Src, f.Dst, lo, hi, FrameLen-14-20-8)
+	}
 	return fmt.Sprintf("%d bytes + FCS: Ethernet, IPv4, UDP %s:%d -> %s:%d, %d bytes payload",
 		FrameLen, f.Src, f.SrcPort, f.Dst, f.DstPort, FrameLen-14-20-8)
 }
@@ -64,23 +104,36 @@ func ipv4Checksum(h []byte) uint16 {
 	return ^uint16(sum)
 }
 
+// Offsets in the frame of the bytes NewFlows randomizes.
+const (
+	offSrcPort    = 34 // two bytes
+	offDstPortLow = 37
+)
+
 // Config is a trafgen packet config holding exactly f.Frame(), as literal
 // bytes (trafgen's own csumip() is not used, so the checksum is checked by
-// our test, not trusted to the tool).
+// our test, not trusted to the tool). With NewFlows, trafgen's drnd()
+// stands for the random bytes: drnd() for one byte, drnd(2) for two.
 func (f Flow) Config() string {
 	fr := f.Frame()
+	var elems []string
+	for j := 0; j < len(fr); j++ {
+		switch {
+		case f.NewFlows && j == offSrcPort:
+			elems = append(elems, "drnd(2)")
+			j++
+		case f.NewFlows && j == offDstPortLow:
+			elems = append(elems, "drnd()")
+		default:
+			elems = append(elems, fmt.Sprintf("0x%02x", fr[j]))
+		}
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# %d-byte UDP frame %s:%d -> %s:%d (64 bytes on the wire with FCS)\n{\n", len(fr), f.Src, f.SrcPort, f.Dst, f.DstPort)
-	for i := 0; i < len(fr); i += 12 {
-		b.WriteString("  ")
-		for j := i; j < min(i+12, len(fr)); j++ {
-			fmt.Fprintf(&b, "0x%02x", fr[j])
-			if j+1 < len(fr) {
-				b.WriteByte(',')
-			}
-			if j+1 < min(i+12, len(fr)) {
-				b.WriteByte(' ')
-			}
+	fmt.Fprintf(&b, "# %s\n{\n", f)
+	for i := 0; i < len(elems); i += 12 {
+		b.WriteString("  " + strings.Join(elems[i:min(i+12, len(elems))], ", "))
+		if i+12 < len(elems) {
+			b.WriteByte(',')
 		}
 		b.WriteByte('\n')
 	}

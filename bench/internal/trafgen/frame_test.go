@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -52,5 +55,83 @@ func TestConfigBytes(t *testing.T) {
 	}
 	if strings.Contains(body, ",\n}") || strings.HasSuffix(strings.TrimSpace(body), ",") {
 		t.Errorf("trailing comma in config:\n%s", cfg)
+	}
+}
+
+// TestConfigNewFlows checks that NewFlows puts trafgen's drnd() over
+// exactly the source port and the destination port's low byte, and keeps
+// every other byte of the frame.
+func TestConfigNewFlows(t *testing.T) {
+	f := testFlow
+	f.NewFlows = true
+	cfg := f.Config()
+	body := cfg[strings.Index(cfg, "{")+1 : strings.LastIndex(cfg, "}")]
+	var got []string
+	for _, e := range strings.Split(body, ",") {
+		got = append(got, strings.TrimSpace(e))
+	}
+	frame := f.Frame()
+	var want []string
+	for i := 0; i < len(frame); i++ {
+		switch i {
+		case 34:
+			want = append(want, "drnd(2)")
+			i++
+		case 37:
+			want = append(want, "drnd()")
+		default:
+			want = append(want, "0x"+strconv.FormatUint(uint64(frame[i])|0x100, 16)[1:])
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("config elements\n%q\nwant\n%q\nconfig:\n%s", got, want, cfg)
+	}
+	if lo, hi := f.DstPorts(); lo != 8960 || hi != 9215 {
+		t.Errorf("DstPorts() = %d, %d; want 8960, 9215 (9000's high byte)", lo, hi)
+	}
+	if lo, hi := testFlow.DstPorts(); lo != 9000 || hi != 9000 {
+		t.Errorf("one flow: DstPorts() = %d, %d; want 9000, 9000", lo, hi)
+	}
+	if got := f.NewFlowShare(65536); got != 1.0/256 {
+		t.Errorf("NewFlowShare(65536) = %v, want 1/256", got)
+	}
+	if got := testFlow.NewFlowShare(65536); got != 1 {
+		t.Errorf("one flow: NewFlowShare = %v, want 1", got)
+	}
+}
+
+// TestTrafgenReadsNewFlows has trafgen itself read the NewFlows config
+// and send one frame on the loopback of a fresh network namespace: its
+// verbose listing must show random bytes at the source port's offsets and
+// the destination port's low byte, and nowhere else.
+func TestTrafgenReadsNewFlows(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a network namespace)")
+	}
+	for _, tool := range []string{"trafgen", "unshare"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (make deps installs it)", tool)
+		}
+	}
+	f := testFlow
+	f.NewFlows = true
+	conf := filepath.Join(t.TempDir(), "new-flows.trafgen")
+	if err := os.WriteFile(conf, []byte(f.Config()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("unshare", "--net", "sh", "-c",
+		"ip link set lo up && trafgen --cpus 1 --no-sock-mem -V --dev lo -n 1 --conf "+conf).CombinedOutput()
+	if err != nil {
+		t.Fatalf("trafgen: %v\n%s", err, out)
+	}
+	var offs []string
+	for _, m := range regexp.MustCompile(`rnd\d+ off (\d+)`).FindAllStringSubmatch(string(out), -1) {
+		offs = append(offs, m[1])
+	}
+	if got := strings.Join(offs, ","); got != "34,35,37" {
+		t.Errorf("trafgen randomizes offsets %q, want 34,35,37 (source port, destination port's low byte)\n%s", got, out)
+	}
+	if !strings.Contains(string(out), "len 60 ") {
+		t.Errorf("trafgen did not read a 60-byte frame:\n%s", out)
 	}
 }

@@ -1,6 +1,7 @@
 // Package trafgen drives trafgen (netsniff-ng) as the benchmarks' packet
 // source: it builds the one 64-byte IPv4/UDP frame they send, writes it as
-// a trafgen config, runs trafgen with one worker pinned to one CPU, and
+// a trafgen config (one flow, or with random ports a new flow nearly
+// every frame), runs trafgen with one worker pinned to one CPU, and
 // measures a window of the load: what the receiver's interface counts,
 // what the sender offered, and how every CPU was spent meanwhile.
 //
