@@ -97,24 +97,6 @@ func greet(t *testing.T, ns string, addr netip.AddrPort) (server string, client 
 	return s.Server, s.Client
 }
 
-// waitService retries dialling addr from ns until a greeting comes back
-// (the daemons apply a reloaded file asynchronously).
-func waitService(t *testing.T, ns string, addr netip.AddrPort) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		s, err := topo.Dial(ns, addr)
-		if err == nil {
-			s.Conn.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("service %v from %s never answered: %v", addr, ns, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 const servicesBase = `
 services:
 - name: web
@@ -191,7 +173,9 @@ func TestServices(t *testing.T) {
 	}
 	reload(all)
 	web := netip.MustParseAddrPort("10.96.0.10:80")
-	waitService(t, client.NS, web)
+	if err := topo.WaitGreeting(client.NS, web, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
 
 	t.Run("ClusterIP spreads over every backend", func(t *testing.T) {
 		seen := map[string]int{}

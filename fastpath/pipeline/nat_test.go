@@ -381,18 +381,7 @@ func benchService(b *testing.B, dst netip.Addr) {
 		binary.BigEndian.PutUint16(f[34+6:], 0)
 		batch[i] = f
 	}
-	w.step()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i += len(batch) {
-		pa.Deliver(batch...)
-		w.step()
-		pb.Sent(nil)
-	}
-	b.StopTimer()
-	if c := counts(w); c["forwarded"] < uint64(b.N) {
-		b.Fatalf("forwarded %d of %d: %v", c["forwarded"], b.N, c)
-	}
+	forwardLoop(b, w, pa, pb, batch)
 }
 
 // TestMasquerade: pod A on node 1 reaches a server outside the cluster.

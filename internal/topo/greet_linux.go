@@ -95,3 +95,21 @@ func (s *Session) Echo() error {
 	}
 	return nil
 }
+
+// WaitGreeting retries Dial from ns to addr until a greeting comes back or
+// within passes (a daemon applies a reloaded file asynchronously), and
+// returns the last error if none came.
+func WaitGreeting(ns string, addr netip.AddrPort, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		s, err := Dial(ns, addr)
+		if err == nil {
+			s.Conn.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%v from %s never answered: %w", addr, ns, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

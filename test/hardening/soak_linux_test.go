@@ -73,7 +73,9 @@ func TestSoak(t *testing.T) {
 	if err := n.d.ReplaceCluster(file(0)); err != nil {
 		t.Fatal(err)
 	}
-	waitDial(t, client.ns.Name, vip)
+	if err := topo.WaitGreeting(client.ns.Name, vip, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if pl, err := n.api.Policy(context.Background()); err != nil || !pl.Enforcing || len(pl.Policies) != 1 {
 		t.Fatalf("policy not enforced after the reload: %+v, %v\n%s", pl, err, n.logTail(20))
 	}
@@ -181,23 +183,5 @@ func TestSoak(t *testing.T) {
 		if n > 65536 {
 			t.Errorf("%d connections tracked, above the table's capacity", n)
 		}
-	}
-}
-
-// waitDial retries connecting from ns to addr until a greeting comes back
-// (ringnetd applies a reloaded file asynchronously).
-func waitDial(t *testing.T, ns string, addr netip.AddrPort) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		s, err := topo.Dial(ns, addr)
-		if err == nil {
-			s.Conn.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%v from %s never answered: %v", addr, ns, err)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
