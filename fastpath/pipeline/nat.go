@@ -253,40 +253,50 @@ func (f *forwarder) translate(frame []byte, eps *endpoint.Table, outside bool) s
 	return stats.Forwarded
 }
 
-// open inserts the connection k with its translation nat; masqueraded, it
-// picks the source port from the NAT port range, from the flow hash h on,
-// trying the next one while the reply tuple is another connection's. It
-// records the flow event of the outcome.
+// open inserts the connection k with its translation nat, and records
+// the flow event of the outcome. Masqueraded (masq), it picks the source
+// port from the NAT port range, from the flow hash h on, trying the next
+// one while the reply tuple is another connection's. Otherwise it does
+// the same only if the translation as given clashes: two services with a
+// backend in common, reached from the same client address and port (a
+// client may reuse a port towards another destination), would give their
+// connections the same reply tuple; the second then keeps the client's
+// address but gets a port of the NAT range, as Linux's NAT does.
 func (f *forwarder) open(k *conntrack.Key, nat conntrack.NAT, masq bool, h uint32, label uint32, now conntrack.Time) (conntrack.Conn, stats.Reason) {
-	tries, port := 1, uint32(0)
-	if masq {
-		first := uint32(f.natPorts.First)
-		n := uint32(f.natPorts.Last) - first + 1
-		port = uint32(uint64(h)*uint64(n)>>32) + first
-		tries = int(min(natTries, n))
+	if !masq {
+		c, res := f.ct.Insert(*k, nat, label, now)
+		if res != conntrack.Conflict {
+			return f.opened(c, res, nat)
+		}
 	}
-	for range tries {
-		if masq {
-			nat.SrcPort = uint16(port)
-			if port++; port > uint32(f.natPorts.Last) {
-				port = uint32(f.natPorts.First)
-			}
+	first := uint32(f.natPorts.First)
+	n := uint32(f.natPorts.Last) - first + 1
+	port := uint32(uint64(h)*uint64(n)>>32) + first
+	for range min(natTries, n) {
+		nat.SrcPort = uint16(port)
+		if port++; port > uint32(f.natPorts.Last) {
+			port = first
 		}
 		c, res := f.ct.Insert(*k, nat, label, now)
-		switch res {
-		case conntrack.Inserted:
-			f.flow(FlowAllowed, nat)
-			return c, stats.Forwarded
-		case conntrack.Exists:
-			return c, stats.Forwarded
-		case conntrack.Conflict:
-			continue
+		if res != conntrack.Conflict {
+			return f.opened(c, res, nat)
 		}
-		f.flow(FlowBusy, nat)
-		return c, stats.ConntrackBusy
 	}
 	f.flow(FlowNoPort, nat)
 	return conntrack.Conn{}, stats.NATNoPort
+}
+
+// opened is open's outcome for an insert that did not clash.
+func (f *forwarder) opened(c conntrack.Conn, res conntrack.Result, nat conntrack.NAT) (conntrack.Conn, stats.Reason) {
+	switch res {
+	case conntrack.Inserted:
+		f.flow(FlowAllowed, nat)
+		return c, stats.Forwarded
+	case conntrack.Exists:
+		return c, stats.Forwarded
+	}
+	f.flow(FlowBusy, nat)
+	return c, stats.ConntrackBusy
 }
 
 // backend picks svc's backend for the new connection k: the client's

@@ -499,3 +499,34 @@ func TestServiceUDPBackendRemoved(t *testing.T) {
 		t.Error("no flow was on C: the test needs some")
 	}
 }
+
+// TestServiceSharedBackendClash: a client reaches two services with a
+// backend in common from the same source port (a kernel may reuse a port
+// towards another destination). Both connections would have the same
+// reply tuple; the second gets a port of the NAT range instead of the
+// client's, and the replies of each reach the client from its own
+// service.
+func TestServiceSharedBackendClash(t *testing.T) {
+	d, w, a, b := twoPods(t)
+	vip2 := netip.MustParseAddr("10.96.0.11")
+	client := netip.MustParseAddr("10.244.0.10")
+	setServices(t, d, service.Spec{VIP: vip, Proto: packet.ProtoTCP, Port: 80, Backends: backends(8080, "10.244.0.11")},
+		service.Spec{VIP: vip2, Proto: packet.ProtoTCP, Port: 80, Backends: backends(8080, "10.244.0.11")})
+	first := readSeg(t, one(t, w, a, b, tcpFrame(macA, client, vip, 40000, 80, syn)))
+	second := readSeg(t, one(t, w, a, b, tcpFrame(macA, client, vip2, 40000, 80, syn)))
+	if first.src != netip.AddrPortFrom(client, 40000) {
+		t.Errorf("first connection reached the backend from %v, want the client's own %v:40000", first.src, client)
+	}
+	if second.src.Addr() != client || second.src.Port() < DefaultNATPorts.First {
+		t.Fatalf("second connection reached the backend from %v, want %v and a port of the NAT range", second.src, client)
+	}
+	for _, c := range []struct {
+		seen seg
+		vip  netip.Addr
+	}{{first, vip}, {second, vip2}} {
+		r := readSeg(t, one(t, w, b, a, tcpFrame(macB, c.seen.dst.Addr(), client, 8080, c.seen.src.Port(), synAck)))
+		if r.src != netip.AddrPortFrom(c.vip, 80) || r.dst != netip.AddrPortFrom(client, 40000) {
+			t.Errorf("reply reached the client as %v > %v, want %v:80 > %v:40000", r.src, r.dst, c.vip, client)
+		}
+	}
+}
