@@ -185,10 +185,10 @@ func keyOf(p *packet.Parsed) conntrack.Key {
 	return conntrack.KeyFrom(p.Src, p.Dst, sport, p.DstPort, p.IPProto)
 }
 
-// translate is the NAT step of a parsed IP packet, before it is routed:
-// with services published, it finds the packet's connection and rewrites
-// the packet by it, or opens the connection if the packet is for a
-// service. outside says the packet comes from a client outside the
+// translate is the NAT step of a parsed IP packet, before it is routed,
+// once services or masquerade are published: it finds the packet's
+// connection and rewrites the packet by it, or opens the connection if
+// the packet is for a service (masquerade opens its own, in notAPod). outside says the packet comes from a client outside the
 // cluster (masqueraded for External, non-Local entries). It returns
 // Forwarded, or the reason to drop the packet.
 func (f *forwarder) translate(frame []byte, eps *endpoint.Table, outside bool) stats.Reason {
