@@ -86,6 +86,22 @@ func (f *udpFlow) who() string {
 	return ""
 }
 
+// spread makes n connections from ns to addr and counts them by the
+// backend that answered; it fails the test if a backend saw the client as
+// other than client.
+func spread(t *testing.T, ns string, addr netip.AddrPort, n int, client netip.Addr) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	for range n {
+		server, saw := greet(t, ns, addr)
+		if saw != client {
+			t.Fatalf("connecting from %s to %v, %s saw the client as %v, want %v", ns, addr, server, saw, client)
+		}
+		seen[server]++
+	}
+	return seen
+}
+
 // greet dials and closes, returning who answered and whom they saw.
 func greet(t *testing.T, ns string, addr netip.AddrPort) (server string, client netip.Addr) {
 	t.Helper()
@@ -178,14 +194,7 @@ func TestServices(t *testing.T) {
 	}
 
 	t.Run("ClusterIP spreads over every backend", func(t *testing.T) {
-		seen := map[string]int{}
-		for range 60 {
-			server, saw := greet(t, client.NS, web)
-			if saw != client.IPv4 {
-				t.Fatalf("%s saw the client as %v, want its own address %v", server, saw, client.IPv4)
-			}
-			seen[server]++
-		}
+		seen := spread(t, client.NS, web, 60, client.IPv4)
 		if len(seen) != 3 {
 			t.Errorf("60 connections reached %v; want all of a1, a2, b1", seen)
 		}
@@ -232,31 +241,17 @@ func TestServices(t *testing.T) {
 		}
 	})
 	t.Run("ClusterIP from the node itself", func(t *testing.T) {
-		seen := map[string]int{}
-		for range 30 {
-			server, saw := greet(t, c.Nodes["na"].NS, web)
-			if saw != c.Nodes["na"].Address.Addr() {
-				t.Fatalf("%s saw the node as %v, want its address", server, saw)
-			}
-			seen[server]++
-		}
+		seen := spread(t, c.Nodes["na"].NS, web, 30, c.Nodes["na"].Address.Addr())
 		if len(seen) != 3 {
 			t.Errorf("30 connections from the node reached %v, want all three backends", seen)
 		}
 	})
 	t.Run("NodePort from outside the cluster", func(t *testing.T) {
 		for _, node := range []string{"na", "nb"} {
+			// externalTrafficPolicy Cluster: masqueraded to the node the
+			// client reached.
 			addr := netip.AddrPortFrom(c.Nodes[node].Address.Addr(), 30080)
-			seen := map[string]int{}
-			for range 30 {
-				server, saw := greet(t, ext.NS, addr)
-				// externalTrafficPolicy Cluster: masqueraded to the node
-				// the client reached.
-				if saw != c.Nodes[node].Address.Addr() {
-					t.Fatalf("via %s, %s saw the client as %v, want the node's address", node, server, saw)
-				}
-				seen[server]++
-			}
+			seen := spread(t, ext.NS, addr, 30, c.Nodes[node].Address.Addr())
 			if len(seen) != 3 {
 				t.Errorf("via %s: 30 connections reached %v, want all three backends", node, seen)
 			}
@@ -268,14 +263,7 @@ func TestServices(t *testing.T) {
 		if _, err := ext.Output(t.Context(), "ip", "route", "replace", "192.168.50.100/32", "via", "192.168.50.1"); err != nil {
 			t.Fatal(err)
 		}
-		seen := map[string]int{}
-		for range 30 {
-			server, saw := greet(t, ext.NS, netip.MustParseAddrPort("192.168.50.100:80"))
-			if saw != c.Nodes["na"].Address.Addr() {
-				t.Fatalf("%s saw the client as %v, want na's address (externalTrafficPolicy Cluster)", server, saw)
-			}
-			seen[server]++
-		}
+		seen := spread(t, ext.NS, netip.MustParseAddrPort("192.168.50.100:80"), 30, c.Nodes["na"].Address.Addr())
 		if len(seen) != 3 {
 			t.Errorf("30 connections to the external IP reached %v, want all three backends", seen)
 		}

@@ -131,14 +131,7 @@ func (sc *serviceCompiler) routeHost(vips []netip.Prefix) {
 // servicePrefixes are the host prefixes (/32, /128) of every service
 // address but the node's own (its NodePorts), sorted, each once.
 func servicePrefixes(specs []service.Spec, node netip.Addr) []netip.Prefix {
-	var out []netip.Prefix
-	for _, e := range specs {
-		if e.VIP != node {
-			out = append(out, netip.PrefixFrom(e.VIP, e.VIP.BitLen()))
-		}
-	}
-	slices.SortFunc(out, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
-	return slices.Compact(out)
+	return hostPrefixes(specs, func(e *service.Spec) bool { return e.VIP != node })
 }
 
 // redirect has the uplink hand frames for the external IPs ext to the
@@ -212,9 +205,15 @@ func diffServices(old, now []service.Spec) (added, removed, changed []service.Sp
 // path besides the pod CIDRs. NodePort entries, on the node's own address
 // (node), are not among them. Sorted, each once.
 func externalPrefixes(specs []service.Spec, node netip.Addr) []netip.Prefix {
+	return hostPrefixes(specs, func(e *service.Spec) bool { return e.External && e.VIP != node && len(e.Backends) > 0 })
+}
+
+// hostPrefixes are the host prefixes (/32, /128) of the addresses of the
+// entries keep takes, sorted, each once.
+func hostPrefixes(specs []service.Spec, keep func(*service.Spec) bool) []netip.Prefix {
 	var out []netip.Prefix
-	for _, e := range specs {
-		if e.External && e.VIP != node && len(e.Backends) > 0 {
+	for i := range specs {
+		if e := &specs[i]; keep(e) {
 			out = append(out, netip.PrefixFrom(e.VIP, e.VIP.BitLen()))
 		}
 	}

@@ -112,12 +112,11 @@ func (f *forwarder) flow(v FlowVerdict, nat conntrack.NAT) {
 	if f.flows == nil {
 		return
 	}
-	e := &f.flowScratch
-	e.now, e.tuple, e.nat, e.verdict, e.port = f.now, keyOf(&f.p), nat, v, NoFlowPort
+	e := flowEvent{now: f.now, tuple: keyOf(&f.p), nat: nat, verdict: v, port: NoFlowPort}
 	if f.from != nil {
 		e.port = f.from.ID
 	}
-	f.flows.put(e)
+	f.flows.put(&e)
 }
 
 // ReadFlows appends to buf the flow events the workers have published

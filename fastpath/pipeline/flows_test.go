@@ -107,3 +107,12 @@ func TestFlowRingConcurrent(t *testing.T) {
 		t.Errorf("read %d + lost %d != %d written", read, d.FlowsLost(), n)
 	}
 }
+
+// TestFlowAllocs: recording a flow event allocates nothing.
+func TestFlowAllocs(t *testing.T) {
+	_, w, _, _ := twoPods(t)
+	nat := conntrack.NAT{DstPort: 8080}
+	if n := testing.AllocsPerRun(1000, func() { w.fwd.flow(FlowAllowed, nat) }); n != 0 {
+		t.Errorf("flow allocates %v times", n)
+	}
+}

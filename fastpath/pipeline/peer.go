@@ -320,15 +320,6 @@ func (f *forwarder) fromPeer(frame []byte, eps *endpoint.Table, outside bool) (v
 	if m := packet.Decode(frame, p); m != packet.OK {
 		return vDrop, 0, stats.Malformed(m)
 	}
-	f.nat.looked = false
-	if f.natOn && !p.HasVLAN && (p.EtherType == packet.EtherTypeIPv6 && !p.Dst.IsMulticast() ||
-		p.EtherType == packet.EtherTypeIPv4 && !p.Dst.IsMulticast() && p.Dst.As4() != f.bcast) {
-		if r := f.translate(frame, eps, outside); r != stats.Forwarded {
-			return vDrop, 0, r
-		}
-	}
-	var ep endpoint.Endpoint
-	var ok bool
 	switch {
 	case p.HasVLAN:
 		return vDrop, 0, stats.VLANTagged
@@ -338,9 +329,18 @@ func (f *forwarder) fromPeer(frame []byte, eps *endpoint.Table, outside bool) (v
 		return vDrop, 0, stats.UnknownEtherType
 	case p.Dst.IsMulticast() || (p.EtherType == packet.EtherTypeIPv4 && p.Dst.As4() == f.bcast):
 		return vDrop, 0, stats.Multicast
-	case p.EtherType == packet.EtherTypeIPv4:
+	}
+	f.nat.looked = false
+	if f.natOn {
+		if r := f.translate(frame, eps, outside); r != stats.Forwarded {
+			return vDrop, 0, r
+		}
+	}
+	var ep endpoint.Endpoint
+	var ok bool
+	if p.EtherType == packet.EtherTypeIPv4 {
 		ep, ok = eps.Lookup4(p.Dst.As4())
-	default:
+	} else {
 		ep, ok = eps.Lookup(p.Dst)
 	}
 	if !ok {

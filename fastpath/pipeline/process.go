@@ -64,8 +64,7 @@ type forwarder struct {
 	mtu  uint32   // PuntFragNeeded: the MTU the ICMP error announces
 	nat  natState // the packet's connection, when the NAT step looked it up
 
-	flows       *flowRing // the worker's flow events; nil: none recorded
-	flowScratch flowEvent
+	flows *flowRing // the worker's flow events; nil: none recorded
 }
 
 func newForwarder(gw Gateway) forwarder {
