@@ -71,8 +71,8 @@ bench-policy: deps ## NetworkPolicy cost, 10 to 10 000 rules: ringnet vs iptable
 
 .PHONY: bench-crossnode bench-policy
 
-e2e: deps ## CNI end to end: cnitool (all spec versions), portmap chain, podman and containerd+crictl pods on ringnet (needs root)
-	$(GO) test $(TESTFLAGS) -v -run 'TestCnitool|TestPortmapChain|TestPodman|TestContainerd' ./cni/
+e2e: deps ## CNI end to end: cnitool (all spec versions), portmap chain, podman and containerd+crictl pods on ringnet, ringnetd in the DaemonSet's unprivileged container (needs root)
+	$(GO) test $(TESTFLAGS) -v -run 'TestCnitool|TestPortmapChain|TestPodman|TestContainerd|TestDaemonSetContainer' ./cni/
 
 cni-bench: deps ## CNI ADD/DEL latency p50/p99 over 100 pods: ringnet vs Debian bridge+host-local (needs root)
 	$(call run-bench,cni,$(GO) run ./bench/cni --pods 100 --runs 3 --json $(BENCHDIR)/cni.json)

@@ -184,7 +184,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 		}
 	}
 
-	c.cmd = exec.Command("nsenter", "--net="+n.ns.Path, "containerd", "--config", filepath.Join(dir, "config.toml"))
+	// RLIMIT_MEMLOCK 8 MiB, as a node's containerd has it (containerd.service
+	// sets no LimitMEMLOCK; 8 MiB is the kernel's default): its containers
+	// inherit it, and ringnetd's UMEMs need IPC_LOCK beyond it.
+	c.cmd = exec.Command("prlimit", "--memlock=8388608:8388608", "--",
+		"nsenter", "--net="+n.ns.Path, "containerd", "--config", filepath.Join(dir, "config.toml"))
 	c.cmd.Stdout = writerFunc(func(p []byte) (int, error) { c.mu.Lock(); defer c.mu.Unlock(); return c.log.Write(p) })
 	c.cmd.Stderr = c.cmd.Stdout
 	if err := c.cmd.Start(); err != nil {
@@ -238,7 +242,7 @@ func (c *containerd) crictlOutput(args ...string) (string, error) {
 	if err != nil {
 		return string(out) + stderr.String(), err
 	}
-	return string(out), nil
+	return strings.TrimSpace(string(out)), nil
 }
 
 func (c *containerd) crictlRun(t *testing.T, args ...string) string {
@@ -309,15 +313,13 @@ func pidsWithArg(arg string) []int {
 	return pids
 }
 
-// TestContainerd runs two pod sandboxes with crictl on containerd's CRI
-// plugin, each with a busybox container; the containers ping each other
-// over ringnet. ringnetd hears the pods' Kubernetes names; removing the
-// pods releases their addresses and veths.
-func TestContainerd(t *testing.T) {
+// criTools returns crictl's path and a static busybox's, or skips the test.
+func criTools(t *testing.T) (crictl, busybox string) {
+	t.Helper()
 	netnstest.RequireRoot(t)
-	requireCommands(t, "containerd", "containerd-shim-runc-v2", "ctr", "runc", "nsenter")
-	busybox := staticBusybox(t)
-	crictl, err := exec.Command("../scripts/crictl.sh").Output()
+	requireCommands(t, "containerd", "containerd-shim-runc-v2", "ctr", "runc", "nsenter", "prlimit")
+	busybox = staticBusybox(t)
+	out, err := exec.Command("../scripts/crictl.sh").Output()
 	if err != nil {
 		var stderr string
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -325,50 +327,99 @@ func TestContainerd(t *testing.T) {
 		}
 		t.Skipf("crictl could not be built from the Go module proxy (scripts/crictl.sh: %v):\n%s", err, stderr)
 	}
+	return strings.TrimSpace(string(out)), busybox
+}
+
+// criPod is a pod sandbox on the CNI network with one busybox container.
+type criPod struct{ name, id, ctr, ip string }
+
+// runPod starts a pod sandbox on the ringnet network, as kubelet would, with
+// a busybox container that sleeps, and returns it with the IPv4 address
+// the CRI reports (an error unless it reports one of each family).
+func (c *containerd) runPod(name string) (*criPod, error) {
+	p := &criPod{name: name}
+	podConf := filepath.Join(c.dir, name+"-pod.json")
+	ctrConf := filepath.Join(c.dir, name+"-ctr.json")
+	if err := writeJSON(podConf, map[string]any{
+		"metadata":      map[string]any{"name": name, "namespace": "e2e", "uid": "uid-" + name, "attempt": 0},
+		"hostname":      name,
+		"log_directory": filepath.Join(c.dir, "logs", name),
+		"linux":         map[string]any{},
+	}); err != nil {
+		return nil, err
+	}
+	if err := writeJSON(ctrConf, map[string]any{
+		"metadata": map[string]any{"name": "busybox"},
+		"image":    map[string]any{"image": busyboxImage},
+		"command":  []string{"sleep", "300"},
+		"log_path": "busybox.log",
+		"linux": map[string]any{"security_context": map[string]any{
+			"capabilities": map[string]any{"add_capabilities": []string{"NET_RAW"}}}},
+	}); err != nil {
+		return nil, err
+	}
+	var err error
+	if p.id, err = c.crictlOutput("runp", podConf); err != nil {
+		return nil, fmt.Errorf("crictl runp %s: %w\n%s", name, err, p.id)
+	}
+	if p.ctr, err = c.crictlOutput("create", p.id, ctrConf, podConf); err != nil {
+		return p, fmt.Errorf("crictl create %s: %w\n%s", name, err, p.ctr)
+	}
+	if out, err := c.crictlOutput("start", p.ctr); err != nil {
+		return p, fmt.Errorf("crictl start %s: %w\n%s", name, err, out)
+	}
+	var st struct {
+		Status struct {
+			Network struct {
+				IP            string `json:"ip"`
+				AdditionalIPs []struct {
+					IP string `json:"ip"`
+				} `json:"additionalIps"`
+			} `json:"network"`
+		} `json:"status"`
+	}
+	out, err := c.crictlOutput("inspectp", "--output", "json", p.id)
+	if err != nil {
+		return p, fmt.Errorf("crictl inspectp %s: %w\n%s", name, err, out)
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return p, err
+	}
+	p.ip = st.Status.Network.IP
+	if p.ip == "" || len(st.Status.Network.AdditionalIPs) != 1 {
+		return p, fmt.Errorf("pod %s: CRI reports IP %q and additional IPs %v; want one of each family", name, p.ip, st.Status.Network.AdditionalIPs)
+	}
+	return p, nil
+}
+
+// removePod stops and removes a pod sandbox (CNI DEL).
+func (c *containerd) removePod(p *criPod) error {
+	for _, verb := range []string{"stopp", "rmp"} {
+		if out, err := c.crictlOutput(verb, p.id); err != nil {
+			return fmt.Errorf("crictl %s %s: %w\n%s", verb, p.name, err, out)
+		}
+	}
+	return nil
+}
+
+// TestContainerd runs two pod sandboxes with crictl on containerd's CRI
+// plugin, each with a busybox container; the containers ping each other
+// over ringnet. ringnetd hears the pods' Kubernetes names; removing the
+// pods releases their addresses and veths.
+func TestContainerd(t *testing.T) {
+	crictl, busybox := criTools(t)
 	n := newNode(t, "10.244.14.0/24,fd00:14::/64")
-	c := newContainerd(t, n, strings.TrimSpace(string(crictl)))
+	c := newContainerd(t, n, crictl)
 	c.importImage(t, dockerArchive(t, pauseImage, layerTar(t, []tarEntry{{name: "pause", mode: 0o755, data: buildPause(t)}}), []string{"/pause"}, nil))
 	c.importImage(t, dockerArchive(t, busyboxImage, busyboxLayer(t, busybox), nil, []string{"sh"}))
 
-	type pod struct{ name, id, ctr, ip string }
-	pods := []*pod{{name: "web"}, {name: "client"}}
-	for _, p := range pods {
-		podConf := filepath.Join(c.dir, p.name+"-pod.json")
-		ctrConf := filepath.Join(c.dir, p.name+"-ctr.json")
-		writeJSONFile(t, podConf, map[string]any{
-			"metadata":      map[string]any{"name": p.name, "namespace": "e2e", "uid": "uid-" + p.name, "attempt": 0},
-			"hostname":      p.name,
-			"log_directory": filepath.Join(c.dir, "logs", p.name),
-			"linux":         map[string]any{},
-		})
-		writeJSONFile(t, ctrConf, map[string]any{
-			"metadata": map[string]any{"name": "busybox"},
-			"image":    map[string]any{"image": busyboxImage},
-			"command":  []string{"sleep", "300"},
-			"log_path": "busybox.log",
-			"linux": map[string]any{"security_context": map[string]any{
-				"capabilities": map[string]any{"add_capabilities": []string{"NET_RAW"}}}},
-		})
-		p.id = c.crictlRun(t, "runp", podConf)
-		p.ctr = c.crictlRun(t, "create", p.id, ctrConf, podConf)
-		c.crictlRun(t, "start", p.ctr)
-		var st struct {
-			Status struct {
-				Network struct {
-					IP            string `json:"ip"`
-					AdditionalIPs []struct {
-						IP string `json:"ip"`
-					} `json:"additionalIps"`
-				} `json:"network"`
-			} `json:"status"`
+	var pods []*criPod
+	for _, name := range []string{"web", "client"} {
+		p, err := c.runPod(name)
+		if err != nil {
+			t.Fatalf("%v\nringnetd:\n%s\ncontainerd:\n%s", err, tailLines(n.logs(), 20), tailLines(c.logs(), 20))
 		}
-		if err := json.Unmarshal([]byte(c.crictlRun(t, "inspectp", "--output", "json", p.id)), &st); err != nil {
-			t.Fatal(err)
-		}
-		p.ip = st.Status.Network.IP
-		if p.ip == "" || len(st.Status.Network.AdditionalIPs) != 1 {
-			t.Fatalf("pod %s: CRI reports IP %q and additional IPs %v; want one of each family", p.name, p.ip, st.Status.Network.AdditionalIPs)
-		}
+		pods = append(pods, p)
 		// kubelet's pod identity reached ringnetd through CNI_ARGS.
 		if !strings.Contains(n.logs(), "pod=e2e/"+p.name) {
 			t.Errorf("ringnetd did not log pod e2e/%s:\n%s", p.name, tailLines(n.logs(), 10))
@@ -384,8 +435,9 @@ func TestContainerd(t *testing.T) {
 	c.crictlRun(t, "exec", pods[0].ctr, "ping", "-c", "3", "-i", "0.2", "-W", "2", pods[1].ip)
 
 	for _, p := range pods {
-		c.crictlRun(t, "stopp", p.id)
-		c.crictlRun(t, "rmp", p.id)
+		if err := c.removePod(p); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if st := n.status(t); st.Allocated != 0 || st.Ports != 0 {
 		t.Errorf("ringnetd status after the pods were removed: %+v", st)
@@ -395,13 +447,10 @@ func TestContainerd(t *testing.T) {
 	}
 }
 
-func writeJSONFile(t *testing.T, path string, v any) {
-	t.Helper()
+func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return os.WriteFile(path, b, 0o644)
 }

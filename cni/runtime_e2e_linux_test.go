@@ -81,7 +81,7 @@ func busyboxLayer(t *testing.T, busybox string) []byte {
 }
 
 type tarEntry struct {
-	name string
+	name string // a directory when it ends in /
 	mode int64
 	data []byte
 	link string // a symlink to link when set
@@ -102,6 +102,10 @@ func tarFiles(t *testing.T, rootDirs bool, files []tarEntry) []byte {
 		}
 	}
 	for _, f := range files {
+		if strings.HasSuffix(f.name, "/") {
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: f.name, Mode: 0o755, ModTime: now})
+			continue
+		}
 		if f.link != "" {
 			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: f.name, Linkname: f.link, ModTime: now})
 			continue

@@ -7,11 +7,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/ringnet/ringnet/fastpath/pipeline"
+	"github.com/ringnet/ringnet/nsnetlink"
 	"github.com/ringnet/ringnet/slowpath/tap"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -49,7 +51,18 @@ type Options struct {
 	Pipeline pipeline.SlowPathConfig
 	// Logger receives the slow path's rare events (default slog.Default()).
 	Logger *slog.Logger
+	// ProcSysNet is where the node's /proc/sys/net is (default
+	// DefaultProcSysNet). The slow path writes its TAP's sysctls there. A
+	// container runtime mounts /proc/sys read-only in an unprivileged
+	// container, so a containerised ringnetd is given the host's
+	// /proc/sys/net mounted elsewhere (deploy/ringnet.yaml mounts it at
+	// /host/proc/sys/net). The files act on the writing thread's network
+	// namespace, wherever they are mounted.
+	ProcSysNet string
 }
+
+// DefaultProcSysNet is Options.ProcSysNet's default.
+const DefaultProcSysNet = "/proc/sys/net"
 
 // SlowPath is the running slow path of one node: the TAP, the host's
 // routes and neighbours for it, the watch on the node's addresses, and the
@@ -93,6 +106,9 @@ func Start(dp *pipeline.Dataplane, o Options) (_ *SlowPath, err error) {
 	if o.Batch == 0 {
 		o.Batch = 64
 	}
+	if o.ProcSysNet == "" {
+		o.ProcSysNet = DefaultProcSysNet
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -113,7 +129,7 @@ func Start(dp *pipeline.Dataplane, o Options) (_ *SlowPath, err error) {
 	if s.ns, err = netns.Get(); err != nil {
 		return nil, fmt.Errorf("slow path: this thread's network namespace: %w", err)
 	}
-	if s.nl, err = netlink.NewHandleAt(s.ns); err != nil {
+	if err = nsnetlink.Open(s.ns, func(ns netns.NsHandle) (err error) { s.nl, err = netlink.NewHandleAt(ns); return err }); err != nil {
 		s.ns.Close()
 		return nil, fmt.Errorf("slow path: netlink: %w", err)
 	}
@@ -263,8 +279,8 @@ func (s *SlowPath) setupLink() error {
 		{"ipv4/conf/" + name + "/accept_local", "1"},
 		{"ipv4/conf/" + name + "/rp_filter", "0"},
 	} {
-		if err := os.WriteFile("/proc/sys/net/"+c.path, []byte(c.value), 0o644); err != nil {
-			return fmt.Errorf("sysctl %s: %w", c.path, err)
+		if err := os.WriteFile(filepath.Join(s.opts.ProcSysNet, c.path), []byte(c.value), 0o644); err != nil {
+			return sysctlError(s.opts.ProcSysNet, c.path, err)
 		}
 	}
 	if err := s.warnRPFilter(); err != nil {
@@ -306,6 +322,21 @@ func (s *SlowPath) setupLink() error {
 	return nil
 }
 
+// sysctlError says which sysctl failed and, when the file system is
+// read-only (the runtime's /proc/sys in a container), what to do.
+func sysctlError(dir, path string, err error) error {
+	if _, serr := os.Stat(dir); serr != nil {
+		return fmt.Errorf("sysctl net/%s: %s is not there: mount the host's /proc/sys/net there, or name where it is with --proc-sys-net: %w",
+			path, dir, serr)
+	}
+	if errors.Is(err, unix.EROFS) {
+		return fmt.Errorf("sysctl net/%s: %s is read-only, as a container runtime mounts /proc/sys in an unprivileged container: "+
+			"mount the host's /proc/sys/net elsewhere and name it with --proc-sys-net (deploy/ringnet.yaml mounts it at /host/proc/sys/net): %w",
+			path, dir, err)
+	}
+	return fmt.Errorf("sysctl net/%s under %s: %w", path, dir, err)
+}
+
 // warnRPFilter logs a warning if net.ipv4.conf.all.rp_filter is on. The
 // kernel filters a packet by reverse path with the larger of conf.all's
 // and the device's setting, so conf.all at 1 (strict) or 2 (loose) makes
@@ -315,10 +346,9 @@ func (s *SlowPath) setupLink() error {
 // The slow path does not change conf.all, which holds for every interface
 // of the node: that is the operator's call (docs/slowpath.md).
 func (s *SlowPath) warnRPFilter() error {
-	const path = "/proc/sys/net/ipv4/conf/all/rp_filter"
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(filepath.Join(s.opts.ProcSysNet, "ipv4/conf/all/rp_filter"))
 	if err != nil {
-		return fmt.Errorf("sysctl %s: %w", path, err)
+		return sysctlError(s.opts.ProcSysNet, "ipv4/conf/all/rp_filter", err)
 	}
 	if v := strings.TrimSpace(string(b)); v != "0" {
 		s.log.Warn("slow path: net.ipv4.conf.all.rp_filter is on, so the node drops the replies the fast path "+
@@ -375,9 +405,17 @@ func (s *SlowPath) portChanged(spec pipeline.PortSpec, added bool) {
 // an address of the node changes.
 func (s *SlowPath) watchAddrs() error {
 	updates := make(chan netlink.AddrUpdate, 64)
-	if err := netlink.AddrSubscribeWithOptions(updates, s.watchDone, netlink.AddrSubscribeOptions{
-		Namespace:     &s.ns,
-		ErrorCallback: func(err error) { s.log.Error("slow path: address updates", "err", err) },
+	if err := nsnetlink.Open(s.ns, func(ns netns.NsHandle) error {
+		return netlink.AddrSubscribeWithOptions(updates, s.watchDone, netlink.AddrSubscribeOptions{
+			Namespace: &ns,
+			ErrorCallback: func(err error) {
+				select {
+				case <-s.watchDone: // closing the subscription fails its receive
+				default:
+					s.log.Error("slow path: address updates", "err", err)
+				}
+			},
+		})
 	}); err != nil {
 		return fmt.Errorf("subscribe to address changes: %w", err)
 	}

@@ -1,6 +1,7 @@
 package underlay
 
 import (
+	"github.com/ringnet/ringnet/nsnetlink"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -61,10 +62,12 @@ type subOptions struct {
 
 func subscribeNeigh(o subOptions) (*subscription[netlink.NeighUpdate], error) {
 	s := newSubscription[netlink.NeighUpdate]()
-	err := netlink.NeighSubscribeWithOptions(s.ch, s.done, netlink.NeighSubscribeOptions{
-		Namespace:         &o.ns,
-		ErrorCallback:     s.onError,
-		ReceiveBufferSize: subBuffer,
+	err := nsnetlink.Open(o.ns, func(ns netns.NsHandle) error {
+		return netlink.NeighSubscribeWithOptions(s.ch, s.done, netlink.NeighSubscribeOptions{
+			Namespace:         &ns,
+			ErrorCallback:     s.onError,
+			ReceiveBufferSize: subBuffer,
+		})
 	})
 	if err != nil {
 		close(s.done)
@@ -75,10 +78,12 @@ func subscribeNeigh(o subOptions) (*subscription[netlink.NeighUpdate], error) {
 
 func subscribeRoute(o subOptions) (*subscription[netlink.RouteUpdate], error) {
 	s := newSubscription[netlink.RouteUpdate]()
-	err := netlink.RouteSubscribeWithOptions(s.ch, s.done, netlink.RouteSubscribeOptions{
-		Namespace:         &o.ns,
-		ErrorCallback:     s.onError,
-		ReceiveBufferSize: subBuffer,
+	err := nsnetlink.Open(o.ns, func(ns netns.NsHandle) error {
+		return netlink.RouteSubscribeWithOptions(s.ch, s.done, netlink.RouteSubscribeOptions{
+			Namespace:         &ns,
+			ErrorCallback:     s.onError,
+			ReceiveBufferSize: subBuffer,
+		})
 	})
 	if err != nil {
 		close(s.done)

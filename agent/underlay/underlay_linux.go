@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/ringnet/ringnet/nsnetlink"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -55,7 +56,8 @@ func open(log *slog.Logger, withUDP bool) (*Neighbors, error) {
 	if udpErr != nil {
 		log.Debug("underlay: no UDP fallback for resolving neighbours", "err", udpErr)
 	}
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	var h *netlink.Handle
+	err = nsnetlink.Open(ns, func(ns netns.NsHandle) (err error) { h, err = netlink.NewHandleAt(ns, unix.NETLINK_ROUTE); return err })
 	if err != nil {
 		ns.Close()
 		udp.close()

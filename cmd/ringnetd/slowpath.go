@@ -28,6 +28,7 @@ type slowPathConfig struct {
 	limits     string
 	queue      int
 	icmpSource string
+	procSysNet string
 }
 
 // slowPathFlags registers the slow path's flags on fs. The slow path also
@@ -43,6 +44,7 @@ func slowPathFlags(fs *flag.FlagSet) *slowPathConfig {
 	fs.StringVar(&c.limits, "punt-limit", "", "comma-separated per-worker token buckets CLASS=RATE[/BURST] (frames/s), e.g. to_host=20000/512; classes: "+classNames())
 	fs.IntVar(&c.queue, "slow-path-queue", 1024, "frames per worker queue to and from the slow path (power of two)")
 	fs.StringVar(&c.icmpSource, "icmp-source", "", "comma-separated source addresses (one IPv4, one IPv6) of the ICMP errors sent to pods (default: the node's primary addresses)")
+	fs.StringVar(&c.procSysNet, "proc-sys-net", slowpath.DefaultProcSysNet, "where the node's /proc/sys/net is mounted: the slow path writes its TAP's sysctls there (in a container, where the runtime mounts /proc/sys read-only, the host's /proc/sys/net mounted elsewhere; deploy/ringnet.yaml uses /host/proc/sys/net)")
 	return c
 }
 
@@ -56,7 +58,7 @@ func classNames() string {
 
 // options turns the flags into slowpath.Options.
 func (c *slowPathConfig) options(log *slog.Logger) (slowpath.Options, error) {
-	o := slowpath.Options{TAP: c.tap, MTU: c.mtu, Logger: log,
+	o := slowpath.Options{TAP: c.tap, MTU: c.mtu, Logger: log, ProcSysNet: c.procSysNet,
 		Pipeline: pipeline.SlowPathConfig{QueueLen: c.queue, Limits: map[pipeline.PuntClass]pipeline.Limit{}}}
 	if f := c.fs.Lookup("pod-cidr"); f != nil {
 		for _, s := range splitList(f.Value.String()) {

@@ -23,7 +23,9 @@ var rules = map[string][]string{
 	"fastpath/pipeline": {mod + "fastpath/", mod + "tables/", mod + "encap", "golang.org/x/sys/unix"},
 	// The slow path: layer 1 TAP edge and layer 2 punt handling.
 	"slowpath/tap": {"github.com/songgao/water", "golang.org/x/sys/unix"},
-	"slowpath":     {mod + "fastpath/", mod + "slowpath/tap", "github.com/vishvananda/netlink", "github.com/vishvananda/netns", "golang.org/x/sys/unix"},
+	"slowpath":     {mod + "fastpath/", mod + "slowpath/tap", mod + "nsnetlink", "github.com/vishvananda/netlink", "github.com/vishvananda/netns", "golang.org/x/sys/unix"},
+	// Netlink sockets in a namespace without CAP_SYS_ADMIN where possible.
+	"nsnetlink": {"github.com/vishvananda/netns"},
 	// The CNI plugin: small, short-lived, never client-go or the daemon.
 	"agent/api":       {},
 	"cni":             {"github.com/containernetworking/cni", "github.com/containernetworking/plugins", "github.com/vishvananda/netlink", mod + "agent/api", mod + "podport"},

@@ -69,7 +69,7 @@ func layerOf(pkg string) (id string, support bool) {
 		return "L3", false
 	case under("fastpath/pipeline") || pkg == "slowpath":
 		return "L2", false
-	case under("tables", "encap", "fastpath/xsk", "fastpath/xdp", "slowpath/tap", "podport"):
+	case under("tables", "encap", "fastpath/xsk", "fastpath/xdp", "slowpath/tap", "podport", "nsnetlink"):
 		return "L1", false
 	case under("fastpath/packet", "fastpath/stats"):
 		return "L0", false

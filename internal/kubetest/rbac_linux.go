@@ -2,7 +2,8 @@ package kubetest
 
 // ringnetd's rights: the ClusterRole of deploy/ringnet.yaml, read from the
 // tree so that tests run with exactly what a cluster gives ringnetd, and
-// bound to RingnetdUser.
+// bound to RingnetdUser; and the DaemonSet, whose security context tests
+// run ringnetd with.
 
 import (
 	"bufio"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,16 +32,30 @@ const DeployManifest = "deploy/ringnet.yaml"
 // working directory or this source file: the rights ringnetd has in a
 // cluster. There must be exactly one.
 func RingnetdRole() (*rbacv1.ClusterRole, error) {
+	role := &rbacv1.ClusterRole{}
+	return role, deployObject(rbacv1.SchemeGroupVersion.String(), "ClusterRole", role)
+}
+
+// RingnetDaemonSet returns the DaemonSet of DeployManifest: how a cluster
+// runs ringnetd on every node. There must be exactly one.
+func RingnetDaemonSet() (*appsv1.DaemonSet, error) {
+	ds := &appsv1.DaemonSet{}
+	return ds, deployObject(appsv1.SchemeGroupVersion.String(), "DaemonSet", ds)
+}
+
+// deployObject decodes, strictly, into obj the one object of DeployManifest
+// with the apiVersion and kind.
+func deployObject(apiVersion, kind string, obj any) error {
 	path, err := findUp(DeployManifest)
 	if err != nil {
-		return nil, fmt.Errorf("kubetest: %w", err)
+		return fmt.Errorf("kubetest: %w", err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("kubetest: %w", err)
+		return fmt.Errorf("kubetest: %w", err)
 	}
 	defer f.Close()
-	var role *rbacv1.ClusterRole
+	found := false
 	r := utilyaml.NewYAMLReader(bufio.NewReader(f))
 	for {
 		doc, err := r.Read()
@@ -47,27 +63,27 @@ func RingnetdRole() (*rbacv1.ClusterRole, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("kubetest: %s: %w", path, err)
+			return fmt.Errorf("kubetest: %s: %w", path, err)
 		}
 		var tm metav1.TypeMeta
 		if err := yaml.Unmarshal(doc, &tm); err != nil {
-			return nil, fmt.Errorf("kubetest: %s: %w", path, err)
+			return fmt.Errorf("kubetest: %s: %w", path, err)
 		}
-		if tm.APIVersion != rbacv1.SchemeGroupVersion.String() || tm.Kind != "ClusterRole" {
+		if tm.APIVersion != apiVersion || tm.Kind != kind {
 			continue
 		}
-		if role != nil {
-			return nil, fmt.Errorf("kubetest: %s has two ClusterRoles", path)
+		if found {
+			return fmt.Errorf("kubetest: %s has two %s objects", path, kind)
 		}
-		role = &rbacv1.ClusterRole{}
-		if err := yaml.UnmarshalStrict(doc, role); err != nil {
-			return nil, fmt.Errorf("kubetest: %s: ClusterRole: %w", path, err)
+		found = true
+		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+			return fmt.Errorf("kubetest: %s: %s: %w", path, kind, err)
 		}
 	}
-	if role == nil {
-		return nil, fmt.Errorf("kubetest: %s has no ClusterRole", path)
+	if !found {
+		return fmt.Errorf("kubetest: %s has no %s", path, kind)
 	}
-	return role, nil
+	return nil
 }
 
 // GrantRingnetd creates RingnetdRole's ClusterRole and binds it to

@@ -29,6 +29,7 @@ package tap
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -68,6 +69,10 @@ func Open(name string) (*Device, error) {
 	cfg := water.Config{DeviceType: water.TAP}
 	cfg.Name = name
 	ifce, err := water.New(cfg)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("tap %s: create: no /dev/net/tun (load the tun module; in a container, mount the host's "+
+			"/dev/net/tun, as deploy/ringnet.yaml does): %w", name, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tap %s: create: %w", name, err)
 	}
