@@ -13,9 +13,11 @@
 // (where other nodes' pod CIDRs go), Peers (the other nodes and how they
 // are reached), Services (the service table the fast path load-balances
 // with), Policy (the NetworkPolicy it enforces and the local pods each
-// policy selects) and Stats (the dataplane's counters). Each answer is one
-// snapshot, read off the dataplane's tables when asked; none of it is on
-// the fast path.
+// policy selects), PolicyEndpoint (what NetworkPolicy lets one pod do, rule
+// by rule), PolicyCheck (whether it allows one connection, and by which
+// rule) and Stats (the dataplane's counters). Each answer is one snapshot,
+// read off the dataplane's tables when asked; none of it is on the fast
+// path.
 //
 // The package imports only the standard library, so the plugin stays small
 // and never links client-go.
@@ -484,6 +486,8 @@ type Handler interface {
 	Stats(context.Context) (Stats, error)
 	Flows(context.Context) (FlowList, error)
 	Policy(context.Context) (PolicyList, error)
+	PolicyEndpoint(ctx context.Context, pod string) (EndpointPolicy, error)
+	PolicyCheck(context.Context, PolicyCheckRequest) (PolicyVerdict, error)
 }
 
 // checkIDs rejects a container ID or interface name the CNI spec does not
@@ -588,6 +592,20 @@ func NewServer(h Handler) *http.Server {
 	handle("GET /v1/stats", func(r *http.Request) (any, error) { return h.Stats(r.Context()) })
 	handle("GET /v1/flows", func(r *http.Request) (any, error) { return h.Flows(r.Context()) })
 	handle("GET /v1/policy", func(r *http.Request) (any, error) { return h.Policy(r.Context()) })
+	handle("GET /v1/policy/endpoint", func(r *http.Request) (any, error) {
+		pod := r.URL.Query().Get("pod")
+		if pod == "" {
+			return nil, &Error{Code: CodeInvalid, Message: "pod is required: namespace/name, a name (namespace default) or an address"}
+		}
+		return h.PolicyEndpoint(r.Context(), pod)
+	})
+	handle("GET /v1/policy/check", func(r *http.Request) (any, error) {
+		req, err := policyCheckRequest(r.URL.Query())
+		if err != nil {
+			return nil, err
+		}
+		return h.PolicyCheck(r.Context(), req)
+	})
 	handle("POST /v1/gc", func(r *http.Request) (any, error) {
 		var g GCRequest
 		if err := decode(r, &g); err != nil {

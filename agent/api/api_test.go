@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -48,6 +49,14 @@ func (s *stub) Services(context.Context) (ServiceList, error)   { return stubSer
 func (s *stub) Flows(context.Context) (FlowList, error)         { return stubFlows, s.err }
 func (s *stub) Policy(context.Context) (PolicyList, error)      { return stubPolicy, s.err }
 func (s *stub) Stats(context.Context) (Stats, error)            { return stubStats, s.err }
+func (s *stub) PolicyEndpoint(_ context.Context, pod string) (EndpointPolicy, error) {
+	s.calls = append(s.calls, "policy endpoint "+pod)
+	return stubEndpointPolicy, s.err
+}
+func (s *stub) PolicyCheck(_ context.Context, r PolicyCheckRequest) (PolicyVerdict, error) {
+	s.calls = append(s.calls, fmt.Sprintf("policy check %s > %s %s %d", r.From, r.To, r.Protocol, r.Port))
+	return stubVerdict, s.err
+}
 
 var (
 	port0         = 0
@@ -82,6 +91,19 @@ var (
 			{Namespace: "prod", Name: "deny", Types: []string{}, Local: []PolicyPod{}},
 		},
 		Problems: []string{"networkpolicy prod/bad: spec.podSelector.matchLabels: empty key; it is left out and selects no pods until it is fixed"}}
+	stubEndpointPolicy = EndpointPolicy{Generation: 2, Pod: PolicyTarget{Namespace: "default", Name: "web", Addresses: []string{"10.244.1.2"}, Local: true},
+		Labels: map[string]string{"app": "web"}, NamespaceLabels: map[string]string{"kubernetes.io/metadata.name": "default"},
+		Ports: []PolicyPort{{Protocol: "TCP", Port: 8080, Name: "http"}}, Identity: 3,
+		Ingress: PolicyDirection{IsolatedBy: []string{"default/allow-web"}, Rules: []PolicyRule{{Policy: "default/allow-web",
+			Peers: []PolicyPeer{{Selector: "pods role=client in namespace default", PolicyPods: PolicyPods{Pods: []string{"default/client"}, PodCount: 1}},
+				{IPBlock: "10.0.0.0/8", Except: []string{"10.1.0.0/16"}}},
+			Ports: []PolicyPort{{Protocol: "TCP", Name: "http", Resolved: []ResolvedPort{{Port: 8080}}}}}}},
+		Egress: PolicyDirection{IsolatedBy: []string{}, Rules: []PolicyRule{}}}
+	stubVerdict = PolicyVerdict{Generation: 2, From: PolicyTarget{Namespace: "default", Name: "client", Addresses: []string{"10.244.1.3"}},
+		To: PolicyTarget{Namespace: "default", Name: "web", Addresses: []string{"10.244.1.2"}, Local: true}, Protocol: "TCP", Port: 8080, Allowed: true,
+		Egress: PolicyDirectionVerdict{Verdict: PolicyNotIsolated},
+		Ingress: PolicyDirectionVerdict{Verdict: PolicyAllowed, IsolatedBy: []string{"default/allow-web"},
+			Rules: []PolicyRuleVerdict{{Policy: "default/allow-web", Peer: true, Allows: true, Ports: []PolicyPort{{Protocol: "TCP", Port: 8080}}}}}}
 	stubStats = Stats{
 		Ports:   []PortStats{{ID: 0, Interface: "rna", Kind: PortPod, RxFrames: 10, TxFrames: 9, XSKRxRingFull: 1}},
 		Workers: []WorkerStats{{ID: 0, Forwarded: 8, Punted: 2, Busy: 0.25}},
@@ -186,6 +208,27 @@ func TestViews(t *testing.T) {
 	if diff := cmp.Diff(stubStats, st); diff != "" {
 		t.Errorf("Stats (-want +got):\n%s", diff)
 	}
+	ep, err := c.PolicyEndpoint(ctx, "default/web&x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stubEndpointPolicy, ep); diff != "" {
+		t.Errorf("PolicyEndpoint (-want +got):\n%s", diff)
+	}
+	v, err := c.PolicyCheck(ctx, PolicyCheckRequest{From: "fd00::3", To: "default/web", Protocol: "TCP", Port: 8080})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stubVerdict, v); diff != "" {
+		t.Errorf("PolicyCheck (-want +got):\n%s", diff)
+	}
+	if _, err := c.PolicyCheck(ctx, PolicyCheckRequest{From: "a", To: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	// The questions reach the handler as asked.
+	if want := []string{"policy endpoint default/web&x=1", "policy check fd00::3 > default/web TCP 8080", "policy check a > b  0"}; !slices.Equal(s.calls, want) {
+		t.Errorf("calls %q, want %q", s.calls, want)
+	}
 	// A view's error reaches the caller with its code.
 	s.err = &Error{Code: CodeInternal, Message: "store: closed"}
 	_, err = c.Peers(ctx)
@@ -286,6 +329,28 @@ func TestBadRequests(t *testing.T) {
 			t.Errorf("%s: status %d body %s; want 400 %s", b.name, resp.StatusCode, buf, CodeInvalid)
 		}
 	}
+	// Questions about NetworkPolicy that cannot be answered as asked.
+	for _, q := range []struct{ query, want string }{
+		{"/v1/policy/endpoint", "pod is required"},
+		{"/v1/policy/check?from=a", "from and to are required"},
+		{"/v1/policy/check?from=a&to=b&protocol=TCP", "protocol TCP needs a port"},
+		{"/v1/policy/check?from=a&to=b&protocol=UDP&port=0", `port "0": want 1-65535`},
+		{"/v1/policy/check?from=a&to=b&protocol=SCTP&port=65536", `port "65536"`},
+		{"/v1/policy/check?from=a&to=b&port=80", "port 80 needs protocol TCP, UDP or SCTP"},
+		{"/v1/policy/check?from=a&to=b&protocol=ICMP&port=8", "port 8 needs protocol"},
+		{"/v1/policy/check?from=a&to=b&protocol=tcp&port=80", `protocol "tcp": want TCP, UDP, SCTP or ICMP`},
+	} {
+		resp, err := c.http.Get("http://ringnetd" + q.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e Error
+		json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || e.Code != CodeInvalid || !strings.Contains(e.Message, q.want) {
+			t.Errorf("GET %s: status %d, %+v; want 400 %s saying %q", q.query, resp.StatusCode, e, CodeInvalid, q.want)
+		}
+	}
 	if len(s.calls) != 0 {
 		t.Errorf("handler called for bad requests: %v", s.calls)
 	}
@@ -304,7 +369,8 @@ func FuzzServer(f *testing.F) {
 	}
 	srv := NewServer(&stub{})
 	posts := []string{"/v1/allocate", "/v1/attach", "/v1/release", "/v1/check", "/v1/gc"}
-	gets := []string{"/v1/status", "/v1/endpoints", "/v1/routes", "/v1/peers", "/v1/stats"}
+	gets := []string{"/v1/status", "/v1/endpoints", "/v1/routes", "/v1/peers", "/v1/stats", "/v1/policy",
+		"/v1/policy/endpoint?pod=web", "/v1/policy/check?from=a&to=b&protocol=UDP&port=53"}
 	f.Fuzz(func(t *testing.T, body string) {
 		for _, m := range []string{http.MethodPost, http.MethodGet} {
 			for _, p := range append(posts, gets...) {

@@ -2,8 +2,9 @@
 // plugin it allocates pod addresses (package ipam), attaches and detaches
 // pod ports on the dataplane, and brings existing pods back after a
 // restart; for the ringnet CLI it shows the dataplane's endpoints, routes,
-// peers, services and counters (view.go) and the NetworkPolicy it
-// enforces (policy.go), changing nothing.
+// peers, services and counters (view.go), the NetworkPolicy it enforces
+// (policy.go) and what that lets each pod do (explain.go), changing
+// nothing.
 //
 // Calls for one pod interface are serialised by a per-daemon lock around
 // the store and the dataplane; bbolt and the dataplane are safe on their

@@ -3,7 +3,8 @@ package daemon
 // The policy view: the NetworkPolicy the fast path enforces, as the
 // policy compiler last published it, joined when asked with the
 // dataplane's endpoint table to show what each policy selects on this
-// node.
+// node, and what it lets one pod do and whether it allows one connection
+// (explain.go).
 
 import (
 	"cmp"
@@ -32,15 +33,9 @@ type policyState struct {
 	gen        uint64
 	pods       int
 	identities int
-	byAddr     map[netip.Addr]podIdentity // every pod address the policy knows
-	policies   []policyInfo               // by namespace and name
+	view       *netpol.View // the pods, their addresses, and what the policy lets them do
+	policies   []policyInfo // by namespace and name
 	problems   []string
-}
-
-// podIdentity is a pod and its identity.
-type podIdentity struct {
-	ref netpol.PodRef
-	id  uint32
 }
 
 // policyInfo is one NetworkPolicy: what it selects, and which ways.
@@ -52,26 +47,10 @@ type policyInfo struct {
 }
 
 // Publish records the policy of generation gen, which netpol compiled
-// into c from pods and pols. It keeps none of them: what the view needs
-// is copied out.
+// into c from pods and pols. It keeps c (read-only), and none of pods
+// and pols: what the view needs is copied out.
 func (p *Policies) Publish(gen uint64, c *netpol.Compiled, pods []netpol.Pod, pols []netpol.NetworkPolicy) {
-	st := &policyState{gen: gen, pods: len(c.Identity), identities: c.Stats.Identities,
-		byAddr: make(map[netip.Addr]podIdentity, len(c.ByIP))}
-	for i := range pods {
-		ref := netpol.PodRef{Namespace: pods[i].Namespace, Name: pods[i].Name}
-		id, ok := c.Identity[ref]
-		if !ok {
-			continue
-		}
-		for _, a := range pods[i].IPs {
-			// An address two pods claim is the one ByIP gives it to.
-			if a = a.Unmap(); c.ByIP[a] == id {
-				if _, taken := st.byAddr[a]; !taken {
-					st.byAddr[a] = podIdentity{ref, id}
-				}
-			}
-		}
-	}
+	st := &policyState{gen: gen, pods: len(c.Identity), identities: c.Stats.Identities, view: netpol.NewView(c, pods)}
 	byName := make(map[string]int, len(pols))
 	for _, np := range pols {
 		ref := netpol.PodRef{Namespace: np.Namespace, Name: np.Name}
@@ -149,36 +128,37 @@ func policyList(st *policyState, eps []pipeline.EndpointInfo) api.PolicyList {
 	out.LocalEndpoints, out.Problems = len(eps), st.problems
 	// The local pods, each with its addresses (eps is sorted by address).
 	type local struct {
-		pod   podIdentity
+		ref   netpol.PodRef
+		id    uint32
 		addrs []string
 	}
 	var locals []*local
 	byRef := map[netpol.PodRef]*local{}
 	for _, e := range eps {
-		pi, ok := st.byAddr[e.Addr.Unmap()]
+		ref, id, ok := st.view.PodAt(e.Addr)
 		if !ok {
 			out.LocalUnknown++
 			continue
 		}
-		if slices.ContainsFunc(st.policies, func(p policyInfo) bool { return p.selected[pi.id] }) {
+		if slices.ContainsFunc(st.policies, func(p policyInfo) bool { return p.selected[id] }) {
 			out.LocalSelected++
 		}
-		l := byRef[pi.ref]
+		l := byRef[ref]
 		if l == nil {
-			l = &local{pod: pi}
-			byRef[pi.ref] = l
+			l = &local{ref: ref, id: id}
+			byRef[ref] = l
 			locals = append(locals, l)
 		}
 		l.addrs = append(l.addrs, e.Addr.String())
 	}
 	slices.SortFunc(locals, func(a, b *local) int {
-		return cmp.Or(cmp.Compare(a.pod.ref.Namespace, b.pod.ref.Namespace), cmp.Compare(a.pod.ref.Name, b.pod.ref.Name))
+		return cmp.Or(cmp.Compare(a.ref.Namespace, b.ref.Namespace), cmp.Compare(a.ref.Name, b.ref.Name))
 	})
 	for _, p := range st.policies {
 		np := api.NetworkPolicy{Namespace: p.ref.Namespace, Name: p.ref.Name, Types: p.types, Selected: p.count, Local: []api.PolicyPod{}}
 		for _, l := range locals {
-			if p.selected[l.pod.id] {
-				np.Local = append(np.Local, api.PolicyPod{Namespace: l.pod.ref.Namespace, Name: l.pod.ref.Name, Addresses: l.addrs})
+			if p.selected[l.id] {
+				np.Local = append(np.Local, api.PolicyPod{Namespace: l.ref.Namespace, Name: l.ref.Name, Addresses: l.addrs})
 			}
 		}
 		out.Policies = append(out.Policies, np)
@@ -197,20 +177,20 @@ func (p *Policies) Describe(src, dst netip.Addr, denied bool) (srcPod, dstPod st
 	if st == nil {
 		return "", "", nil
 	}
-	s, sok := st.byAddr[src.Unmap()]
-	d, dok := st.byAddr[dst.Unmap()]
+	s, sid, sok := st.view.PodAt(src)
+	d, did, dok := st.view.PodAt(dst)
 	if sok {
-		srcPod = s.ref.String()
+		srcPod = s.String()
 	}
 	if dok {
-		dstPod = d.ref.String()
+		dstPod = d.String()
 	}
 	if !denied {
 		return srcPod, dstPod, nil
 	}
 	for _, pi := range st.policies {
-		if sok && pi.selected[s.id] && slices.Contains(pi.types, netpol.PolicyTypeEgress) ||
-			dok && pi.selected[d.id] && slices.Contains(pi.types, netpol.PolicyTypeIngress) {
+		if sok && pi.selected[sid] && slices.Contains(pi.types, netpol.PolicyTypeEgress) ||
+			dok && pi.selected[did] && slices.Contains(pi.types, netpol.PolicyTypeIngress) {
 			isolating = append(isolating, pi.ref.String())
 		}
 	}

@@ -32,6 +32,15 @@ type Compiled struct {
 	Stats    Stats
 
 	keys map[string]uint32 // identity key to number, for the next Compile
+
+	// What View (view.go) explains verdicts with: the identities by
+	// number, each NetworkPolicy that selects a pod as parsed (its selector
+	// peers' picked identities set), and, by index into Policies and by
+	// direction, the index in spec.ingress or spec.egress of the rule each
+	// compiled rule comes from.
+	idents  []*identity
+	parsed  map[string]*parsedPolicy
+	origins [][2][]int
 }
 
 // Stats describes a compilation, for the agent's metrics and logs.
@@ -63,6 +72,7 @@ func Compile(gen uint64, prev *Compiled, nss []Namespace, pods []Pod, pols []Net
 		named:   map[portName][]holder{},
 		podSets: map[string]*podSet{},
 		nsSets:  map[string][]*namespace{},
+		parsed:  map[string]*parsedPolicy{},
 	}
 	for i := range nss {
 		n := &nss[i]
@@ -151,6 +161,7 @@ func Compile(gen uint64, prev *Compiled, nss []Namespace, pods []Pod, pols []Net
 	out.Table = tab
 	out.Policies = c.out
 	out.Problems = c.problems
+	out.idents, out.parsed, out.origins = c.idents, c.parsed, c.origins
 	s := &out.Stats
 	s.Namespaces, s.Pods, s.Identities = len(c.nss), len(pods), len(c.idents)
 	s.NetworkPolicies, s.Policies = len(pols), len(c.out)
@@ -178,8 +189,32 @@ type compiler struct {
 	podSets  map[string]*podSet      // memo: scope and pod selector to the pods they select
 	nsSets   map[string][]*namespace // memo: namespace selector to the namespaces it selects
 	out      []policy.Policy
+	origins  [][2][]int               // by index into out: Compiled.origins
+	parsed   map[string]*parsedPolicy // the policies in out, by name
 	problems []error
 	marks    []bool // scratch, by identity index
+}
+
+// compiledRules are the rules of one direction of a compiled policy and,
+// for each, the index of the NetworkPolicy rule it comes from.
+type compiledRules struct {
+	rules []policy.Rule
+	from  []int
+}
+
+// from records that the rules appended since there were n compile rule i
+// of the NetworkPolicy.
+func (cr *compiledRules) note(n, i int) {
+	for range len(cr.rules) - n {
+		cr.from = append(cr.from, i)
+	}
+}
+
+// emit adds a compiled policy with the rules of each direction.
+func (c *compiler) emit(p policy.Policy, ingress, egress compiledRules) {
+	p.Ingress, p.Egress = ingress.rules, egress.rules
+	c.out = append(c.out, p)
+	c.origins = append(c.origins, [2][]int{ingress.from, egress.from})
 }
 
 // holder is an identity that has a named port, and the port's number.
@@ -319,6 +354,7 @@ func (c *compiler) policy(pp *parsedPolicy) {
 	if len(sel.idx) == 0 {
 		return // selects nothing: no effect
 	}
+	c.parsed[pp.name] = pp
 	var types []policy.Direction
 	for d, on := range pp.types {
 		if on {
@@ -326,13 +362,15 @@ func (c *compiler) policy(pp *parsedPolicy) {
 		}
 	}
 	if pp.bad {
-		c.out = append(c.out, policy.Policy{Name: pp.name, Selected: sel.ids, Types: types})
+		c.emit(policy.Policy{Name: pp.name, Selected: sel.ids, Types: types}, compiledRules{}, compiledRules{})
 		return
 	}
 
-	var egress []policy.Rule
+	var egress compiledRules
 	for i := range pp.rules[policy.Egress] {
-		egress = c.egressRules(egress, ns, &pp.rules[policy.Egress][i])
+		n := len(egress.rules)
+		egress.rules = c.egressRules(egress.rules, ns, &pp.rules[policy.Egress][i])
+		egress.note(n, i)
 	}
 	ingress := pp.rules[policy.Ingress]
 	peers := make([][]policy.Peer, len(ingress))
@@ -349,12 +387,19 @@ func (c *compiler) policy(pp *parsedPolicy) {
 			}
 		}
 	}
-	if len(names) == 0 {
-		var rules []policy.Rule
+	// ingressRules compiles the ingress rules for the local pods of
+	// identity local (nil when they have no named ports).
+	ingressRules := func(local *identity) compiledRules {
+		var out compiledRules
 		for i := range ingress {
-			rules = ingressRule(rules, &ingress[i], peers[i], nil)
+			n := len(out.rules)
+			out.rules = ingressRule(out.rules, &ingress[i], peers[i], local)
+			out.note(n, i)
 		}
-		c.out = append(c.out, policy.Policy{Name: pp.name, Selected: sel.ids, Types: types, Ingress: rules, Egress: egress})
+		return out
+	}
+	if len(names) == 0 {
+		c.emit(policy.Policy{Name: pp.name, Selected: sel.ids, Types: types}, ingressRules(nil), egress)
 		return
 	}
 
@@ -362,7 +407,7 @@ func (c *compiler) policy(pp *parsedPolicy) {
 	// ports: one policy per set of selected pods for which they resolve
 	// alike, and the egress part (if any) on its own for all of them.
 	if pp.types[policy.Egress] {
-		c.out = append(c.out, policy.Policy{Name: pp.name, Selected: sel.ids, Types: []policy.Direction{policy.Egress}, Egress: egress})
+		c.emit(policy.Policy{Name: pp.name, Selected: sel.ids, Types: []policy.Direction{policy.Egress}}, compiledRules{}, egress)
 	}
 	type group struct {
 		local *identity
@@ -375,10 +420,8 @@ func (c *compiler) policy(pp *parsedPolicy) {
 		in := c.idents[x]
 		sig = sig[:0]
 		for _, n := range names {
-			for _, p := range in.ports {
-				if p.Name == n.name && p.Proto == n.proto {
-					sig = append(sig, byte(p.Port>>8), byte(p.Port))
-				}
+			for port := range in.numbers(n) {
+				sig = append(sig, byte(port>>8), byte(port))
 			}
 			sig = append(sig, '|')
 		}
@@ -391,11 +434,7 @@ func (c *compiler) policy(pp *parsedPolicy) {
 		g.ids = append(g.ids, in.id)
 	}
 	for _, g := range groups {
-		var rules []policy.Rule
-		for i := range ingress {
-			rules = ingressRule(rules, &ingress[i], peers[i], g.local)
-		}
-		c.out = append(c.out, policy.Policy{Name: pp.name, Selected: g.ids, Types: []policy.Direction{policy.Ingress}, Ingress: rules})
+		c.emit(policy.Policy{Name: pp.name, Selected: g.ids, Types: []policy.Direction{policy.Ingress}}, ingressRules(g.local), compiledRules{})
 	}
 }
 
@@ -411,7 +450,9 @@ func (c *compiler) peers(ns *namespace, r *parsedRule) (peers []policy.Peer, non
 			peers = append(peers, policy.Peer{CIDR: pe.cidr, Except: pe.except})
 			continue
 		}
-		if s := c.peerPods(ns, pe); len(s.ids) > 0 {
+		s := c.peerPods(ns, pe)
+		pe.picked = s.ids
+		if len(s.ids) > 0 {
 			peers = append(peers, policy.Peer{Identities: s.ids})
 		}
 	}
@@ -432,10 +473,8 @@ func ingressRule(out []policy.Rule, r *parsedRule, peers []policy.Peer, local *i
 	if len(r.named) > 0 {
 		ports = slices.Clip(ports)
 		for _, n := range r.named {
-			for _, p := range local.ports {
-				if p.Name == n.name && p.Proto == n.proto {
-					ports = append(ports, policy.Port{Proto: p.Proto, Port: p.Port})
-				}
+			for port := range local.numbers(n) {
+				ports = append(ports, policy.Port{Proto: n.proto, Port: port})
 			}
 		}
 	}

@@ -115,6 +115,19 @@
 // problems too (the address goes to the pod first in namespace/name
 // order).
 //
+// # Explaining
+//
+// [View] answers ringnet policy's questions about a compiled policy: what
+// one pod may reach and what may reach it, rule by rule, and whether one
+// connection is allowed and by which rule. Compile keeps in Compiled, off
+// the table and the fast path, what that takes: the identities, each
+// NetworkPolicy as parsed with the identities its selector peers picked,
+// and for every rule of Policies the NetworkPolicy rule it comes from.
+// Isolation and verdicts come from Table itself; a rule is said to allow a
+// connection when a table built, by tables/policy.Build, of its compiled
+// rules alone allows it. So an explanation cannot disagree with what the
+// fast path enforces.
+//
 // # Cost
 //
 // Selectors are evaluated against identities, not pods, and what each

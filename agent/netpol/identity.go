@@ -3,6 +3,7 @@ package netpol
 import (
 	"cmp"
 	"encoding/binary"
+	"iter"
 	"maps"
 	"slices"
 	"strings"
@@ -31,6 +32,18 @@ type identity struct {
 	ns     *namespace
 	labels map[string]string // of the first pod seen; equal for all
 	ports  []NamedPort       // named, sorted by name, protocol, port; deduplicated
+}
+
+// numbers yields the numbers of in's named port n: what n resolves to on
+// its pods (none when they have no such port).
+func (in *identity) numbers(n portName) iter.Seq[uint16] {
+	return func(yield func(uint16) bool) {
+		for _, p := range in.ports {
+			if p.Name == n.name && p.Proto == n.proto && !yield(p.Port) {
+				return
+			}
+		}
+	}
 }
 
 // namespace is a namespace as the compiler sees it.

@@ -72,6 +72,7 @@ type parsedPeer struct {
 	except []netip.Prefix
 	pods   *selector // nil: every pod of the namespaces in scope
 	nss    *selector // nil: only the policy's namespace
+	picked []uint32  // the identities the selectors pick; Compile sets it
 }
 
 // portName is a named port with its protocol.

@@ -373,3 +373,96 @@ func TestServicesReload(t *testing.T) {
 		t.Fatalf("ringnetd stopped:\n%s", d.Log())
 	}
 }
+
+// TestPolicyOnCluster runs one ringnet node, pa, with pods web, client
+// and other (made by the CNI plugin) and a cluster file whose policy lets
+// only client reach web's named port http. ringnet policy web names the
+// policy and rule that allow client; ringnet policy --from --to says
+// client is allowed and other denied, as the fast path decides (a real
+// connection from each); the denied flow ringnet flows lists is the one
+// ringnet policy explains.
+func TestPolicyOnCluster(t *testing.T) {
+	e := newE2E(t, "pol")
+	const nodes = "nodes:\n- {name: pa, address: 192.168.50.1/24, podCIDRs: [10.244.1.0/24, \"fd00:244:1::/64\"]}\n"
+	d := e.start(e.node("pa", "192.168.50.1/24"), e.file(nodes))
+	file := nodes + "pods:\n"
+	pods := map[string]*ringnode.Pod{}
+	for _, p := range []struct{ name, rest string }{
+		{"web", "labels: {app: web}, ports: [{name: http, port: 8080}]"},
+		{"client", "labels: {role: client}"},
+		{"other", "labels: {role: other}"},
+	} {
+		pod, err := d.AddPod(e.ctx, p.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pods[p.name] = pod
+		file += fmt.Sprintf("- {name: %s, addresses: [%s, %q], %s}\n", p.name, pod.IPv4, pod.IPv6, p.rest)
+	}
+	file += `policies:
+- name: allow-web
+  spec:
+    podSelector: {matchLabels: {app: web}}
+    ingress: [{from: [{podSelector: {matchLabels: {role: client}}}], ports: [{port: http}]}]
+`
+	ln, err := topo.Greeter(pods["web"].NS, "web", 8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	if err := d.ReplaceCluster([]byte(file)); err != nil {
+		t.Fatal(err)
+	}
+	web := netip.AddrPortFrom(pods["web"].IPv4, 8080)
+	if err := topo.WaitGreeting(pods["client"].NS, web, 15*time.Second); err != nil {
+		t.Fatalf("client -> web: %v\n%s", err, d.Log())
+	}
+	if s, err := topo.Dial(pods["other"].NS, web); err == nil {
+		s.Conn.Close()
+		t.Fatalf("other reached web: the policy is not enforced\n%s", d.Log())
+	}
+	view := e.viewer(d)
+
+	var ep api.EndpointPolicy
+	view(&ep, "policy", "web", "-o", "json")
+	in := ep.Ingress
+	if !ep.Pod.Local || !slices.Equal(in.IsolatedBy, []string{"default/allow-web"}) || len(in.Rules) != 1 ||
+		len(in.Rules[0].Peers) != 1 || !slices.Equal(in.Rules[0].Peers[0].Pods, []string{"default/client"}) ||
+		len(in.Rules[0].Ports) != 1 || len(in.Rules[0].Ports[0].Resolved) != 1 || in.Rules[0].Ports[0].Resolved[0].Port != 8080 ||
+		len(ep.Egress.IsolatedBy) != 0 {
+		t.Errorf("policy web: %+v; want it local, isolated for ingress by default/allow-web, whose rule 0 lets default/client reach http (8080); egress open", ep)
+	}
+	out := view(nil, "policy", "default/web")
+	for _, want := range []string{"ingress: isolated by default/allow-web", "default/allow-web ingress[0]",
+		"from   pods role=client in namespace default: default/client", "ports  TCP http (8080 on this pod)", "egress: not isolated"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ringnet policy default/web does not say %q:\n%s", want, out)
+		}
+	}
+	t.Logf("ringnet policy default/web:\n%s", out)
+
+	var v api.PolicyVerdict
+	view(&v, "policy", "--from", "client", "--to", "web", "--port", "8080", "-o", "json")
+	if !v.Allowed || v.Ingress.Verdict != api.PolicyAllowed || len(v.Ingress.Rules) != 1 || !v.Ingress.Rules[0].Allows ||
+		v.Egress.Verdict != api.PolicyNotIsolated || v.To.Addresses[0] != pods["web"].IPv4.String() {
+		t.Errorf("policy --from client --to web: %+v; want allowed by default/allow-web rule 0", v)
+	}
+	view(&v, "policy", "--from", "default/other", "--to", pods["web"].IPv4.String(), "--port", "8080/TCP", "-o", "json")
+	if v.Allowed || v.Ingress.Verdict != api.PolicyDenied || len(v.Ingress.Rules) != 1 || v.Ingress.Rules[0].Peer || v.Ingress.Rules[0].Allows {
+		t.Errorf("policy --from other --to web: %+v; want denied, rule 0's peers not including other", v)
+	}
+	out = view(nil, "policy", "--from", "other", "--to", "web", "--port", "8080")
+	if !strings.Contains(out, "): denied\n") || !strings.Contains(out, "default/allow-web ingress[0]: its peers do not include default/other") {
+		t.Errorf("ringnet policy --from other --to web:\n%s", out)
+	}
+	t.Logf("ringnet policy --from other --to web --port 8080:\n%s", out)
+
+	// The flow the fast path denied is the one explained.
+	var fl api.FlowList
+	view(&fl, "flows", "--verdict", "denied", "-o", "json")
+	if !slices.ContainsFunc(fl.Flows, func(f api.Flow) bool {
+		return f.SrcPod == "default/other" && f.DstPod == "default/web" && slices.Equal(f.Policies, []string{"default/allow-web"})
+	}) {
+		t.Errorf("ringnet flows --verdict denied lists no flow other -> web denied by default/allow-web: %+v", fl)
+	}
+}

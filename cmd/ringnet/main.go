@@ -31,6 +31,10 @@ Usage:
   ringnet stats      [flags]   counters: per port, per worker, per reason (--all: zero ones too)
   ringnet flows      [flags]   latest connections decided: allowed, denied, translated (--verdict V, -n N)
   ringnet policy     [flags]   NetworkPolicy enforced: generation, each policy and the local pods it selects
+  ringnet policy POD [flags]   what pod POD (NAMESPACE/NAME, NAME in default, or an address) may reach and why:
+                               isolation each way, every rule with its peers' pods and its ports, the policy granting it
+  ringnet policy --from A --to B [--port PORT[/PROTOCOL]] [flags]
+                               is a connection allowed, by which rule; or which policies isolate it and why none matched
   ringnet pod add --netns PATH --host-if NAME --ipv4 ADDR [--ipv6 ADDR] [flags]
   ringnet pod del --host-if NAME
 

@@ -75,15 +75,6 @@ func services(args []string, stdout, stderr io.Writer) error {
 	return show(q, stdout, (*api.Client).Services, servicesTable)
 }
 
-func policyCmd(args []string, stdout, stderr io.Writer) error {
-	q, err := parseQuery("policy", "the NetworkPolicy ringnetd enforces: its generation, the pods and identities it knows, "+
-		"the local endpoints it selects, and each policy with the local pods it selects", args, stderr)
-	if q == nil {
-		return err
-	}
-	return show(q, stdout, (*api.Client).Policy, policyTable)
-}
-
 func statsCmd(args []string, stdout, stderr io.Writer) error {
 	var all bool
 	q, err := parseQuery("stats", "the dataplane's counters since ringnetd started: per port, per worker, and per reason grouped as forwarded, punted and dropped", args, stderr,
@@ -113,10 +104,20 @@ type queryFlags struct {
 // It returns nil when there is nothing more to do: after --help (err nil)
 // or on a usage error.
 func parseQuery(name, summary string, args []string, stderr io.Writer, more ...func(*flag.FlagSet)) (*queryFlags, error) {
+	q, rest, err := parseQueryArgs(name, "[flags]", summary, args, stderr, more...)
+	if q != nil && len(rest) > 0 {
+		return nil, fmt.Errorf("ringnet %s takes no arguments, got %q", name, rest)
+	}
+	return q, err
+}
+
+// parseQueryArgs is parseQuery for a command that takes arguments, as its
+// synopsis says, among its flags: it returns them.
+func parseQueryArgs(name, synopsis, summary string, args []string, stderr io.Writer, more ...func(*flag.FlagSet)) (*queryFlags, []string, error) {
 	fs := flag.NewFlagSet("ringnet "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "ringnet %s [flags]: %s\n\nFlags:\n", name, summary)
+		fmt.Fprintf(fs.Output(), "ringnet %s %s: %s\n\nFlags:\n", name, synopsis, summary)
 		fs.PrintDefaults()
 	}
 	q := &queryFlags{}
@@ -127,23 +128,27 @@ func parseQuery(name, summary string, args []string, stderr io.Writer, more ...f
 	for _, f := range more {
 		f(fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, nil
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, nil, nil
+			}
+			return nil, nil, err
 		}
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("ringnet %s takes no arguments, got %q", name, fs.Args())
+		if fs.NArg() == 0 {
+			break
+		}
+		rest, args = append(rest, fs.Arg(0)), fs.Args()[1:] // flags may follow an argument
 	}
 	switch output {
 	case "json":
 		q.json = true
 	case "table":
 	default:
-		return nil, fmt.Errorf("--output %q: want table or json", output)
+		return nil, nil, fmt.Errorf("--output %q: want table or json", output)
 	}
-	return q, nil
+	return q, rest, nil
 }
 
 // show asks the daemon with get and prints the answer as a table or JSON.
@@ -315,48 +320,6 @@ func servicesTable(w io.Writer, l api.ServiceList) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", s.VIP, s.Protocol, s.Port, backends, affinity, external, maglev)
 	}
 	return tw.Flush()
-}
-
-func policyTable(w io.Writer, l api.PolicyList) error {
-	if !l.Enforcing {
-		_, err := fmt.Fprintln(w, "No NetworkPolicy enforced: ringnetd has published no policy (its cluster file lists no policies, "+
-			"or it runs without --cluster and --kubernetes), so no pod on this node is isolated.")
-		return err
-	}
-	tw := newTable(w)
-	fmt.Fprintf(tw, "generation\t%d\n", l.Generation)
-	fmt.Fprintf(tw, "policies\t%d\n", len(l.Policies))
-	fmt.Fprintf(tw, "pods\t%d (%d identities)\n", l.Pods, l.Identities)
-	local := fmt.Sprintf("%d, %d selected by a policy", l.LocalEndpoints, l.LocalSelected)
-	if l.LocalUnknown > 0 {
-		local += fmt.Sprintf(", %d of no pod the policy knows (nothing selects them; peers match them by ipBlock only)", l.LocalUnknown)
-	}
-	fmt.Fprintf(tw, "local endpoints\t%s\n", local)
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(l.Policies) > 0 {
-		fmt.Fprintln(w)
-		tw = newTable(w)
-		fmt.Fprintln(tw, "NAMESPACE\tNAME\tTYPES\tSELECTED\tLOCAL PODS")
-		for _, p := range l.Policies {
-			var pods []string
-			for _, lp := range p.Local {
-				pods = append(pods, fmt.Sprintf("%s/%s (%s)", lp.Namespace, lp.Name, strings.Join(lp.Addresses, ",")))
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", p.Namespace, p.Name, dash(strings.Join(p.Types, ",")), p.Selected, dash(strings.Join(pods, " ")))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-	}
-	if len(l.Problems) > 0 {
-		fmt.Fprintln(w, "\nproblems:")
-		for _, p := range l.Problems {
-			fmt.Fprintln(w, "  "+p)
-		}
-	}
-	return nil
 }
 
 // groups are the reason groups in the order stats prints them.

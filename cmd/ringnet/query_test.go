@@ -98,6 +98,45 @@ func (f fake) Policy(context.Context) (api.PolicyList, error) {
 	return fakePolicy, nil
 }
 
+// noPolicy is the error of a daemon that enforces no NetworkPolicy.
+var noPolicy = &api.Error{Code: api.CodeNotFound, Message: "ringnetd enforces no NetworkPolicy, so every pod may reach and be reached by anything: " +
+	"it runs without --cluster and --kubernetes, where policies come from"}
+
+func (f fake) PolicyEndpoint(_ context.Context, pod string) (api.EndpointPolicy, error) {
+	switch {
+	case f.empty:
+		return api.EndpointPolicy{}, noPolicy
+	case pod == "shop/web-7d4b9":
+		return fakeEndpointPolicy, nil
+	case pod == "10.244.1.9":
+		return fakeOpenPod, nil
+	}
+	return api.EndpointPolicy{}, &api.Error{Code: api.CodeNotFound, Message: "no pod " + pod + " among the 5 pods NetworkPolicy knows; ringnet endpoints lists this node's pods"}
+}
+
+// PolicyCheck answers for web: allowed on 8080 from the client, denied
+// on other ports and from an address; any traffic from web to a database.
+func (f fake) PolicyCheck(_ context.Context, r api.PolicyCheckRequest) (api.PolicyVerdict, error) {
+	switch {
+	case f.empty:
+		return api.PolicyVerdict{}, noPolicy
+	case r.Protocol == "":
+		return fakeAnyVerdict, nil
+	}
+	v := fakeVerdict
+	v.From, v.Protocol, v.Port = fakeClient, r.Protocol, r.Port
+	if r.From == "192.168.1.9" {
+		v.From, v.Egress = api.PolicyTarget{Addresses: []string{"192.168.1.9"}}, api.PolicyDirectionVerdict{Verdict: api.PolicyNotChecked}
+	}
+	if r.Port != 8080 || r.From == "192.168.1.9" {
+		v.Allowed = false
+		v.Ingress.Verdict = api.PolicyDenied
+		v.Ingress.Rules = []api.PolicyRuleVerdict{{Policy: "shop/allow-web", Peer: r.From != "192.168.1.9", Ports: []api.PolicyPort{{Protocol: "TCP", Port: 8080}}},
+			{Policy: "shop/allow-web", Index: 1}}
+	}
+	return v, nil
+}
+
 func (f fake) Stats(context.Context) (api.Stats, error) {
 	st := fakeStats()
 	if f.empty {
@@ -151,6 +190,48 @@ var (
 			{Namespace: "shop", Name: "typo", Types: []string{}, Local: []api.PolicyPod{}},
 		},
 		Problems: []string{`networkpolicy shop/bad: spec.podSelector.matchExpressions[0].operator: unknown operator "in"; it is left out and selects no pods until it is fixed`}}
+	fakeWeb            = api.PolicyTarget{Namespace: "shop", Name: "web-7d4b9", Addresses: []string{"10.244.1.2", "fd00:244:1::2"}, Local: true}
+	fakeClient         = api.PolicyTarget{Namespace: "shop", Name: "client-1", Addresses: []string{"10.244.2.4"}}
+	fakeEndpointPolicy = api.EndpointPolicy{Generation: 3, Pod: fakeWeb,
+		Labels: map[string]string{"app": "web", "pod-template-hash": "7d4b9"}, NamespaceLabels: map[string]string{"kubernetes.io/metadata.name": "shop", "team": "store"},
+		Ports: []api.PolicyPort{{Protocol: "TCP", Port: 8080, Name: "http"}}, Identity: 3,
+		Ingress: api.PolicyDirection{IsolatedBy: []string{"shop/allow-web"}, Rules: []api.PolicyRule{
+			{Policy: "shop/allow-web", Index: 0,
+				Peers: []api.PolicyPeer{
+					{Selector: "pods role=client in namespace shop", PolicyPods: api.PolicyPods{Pods: []string{"shop/client-1", "shop/client-2"}, PodCount: 2}},
+					{Selector: "pods app=prometheus in namespaces team=ops", PolicyPods: api.PolicyPods{
+						Pods: []string{"ops/prom-0", "ops/prom-1", "ops/prom-2", "ops/prom-3", "ops/prom-4", "ops/prom-5", "ops/prom-6"}, PodCount: 7}},
+				},
+				Ports: []api.PolicyPort{{Protocol: "TCP", Name: "http", Resolved: []api.ResolvedPort{{Port: 8080}}}}},
+			{Policy: "shop/allow-web", Index: 1,
+				Peers: []api.PolicyPeer{{IPBlock: "192.168.0.0/16", Except: []string{"192.168.1.0/24"}}},
+				Ports: []api.PolicyPort{{Protocol: "UDP", Port: 53}, {Protocol: "TCP", Port: 9000, EndPort: 9100}, {Protocol: "SCTP"}}},
+		}},
+		Egress: api.PolicyDirection{IsolatedBy: []string{"shop/deny-egress", "shop/web-egress"}, Rules: []api.PolicyRule{
+			{Policy: "shop/web-egress", Index: 0,
+				Peers: []api.PolicyPeer{{Selector: "all pods in namespaces kubernetes.io/metadata.name=db",
+					PolicyPods: api.PolicyPods{Pods: []string{"db/pg-0", "db/pg-1"}, PodCount: 2}}},
+				Ports: []api.PolicyPort{{Protocol: "TCP", Name: "pgsql", Resolved: []api.ResolvedPort{
+					{Port: 5432, PolicyPods: api.PolicyPods{Pods: []string{"db/pg-0"}, PodCount: 1}},
+					{Port: 5433, PolicyPods: api.PolicyPods{Pods: []string{"db/pg-1"}, PodCount: 1}}}},
+					{Protocol: "TCP", Name: "metrics"}}},
+			{Policy: "shop/web-egress", Index: 1, Peers: []api.PolicyPeer{}, Ports: []api.PolicyPort{}},
+		}},
+		Problems: []string{"networkpolicy shop/deny-egress: spec.egress[0].to[0]: a peer needs a podSelector, a namespaceSelector or an ipBlock; its pods are isolated and none of its rules apply until it is fixed"}}
+	fakeOpenPod = api.EndpointPolicy{Generation: 3, Pod: api.PolicyTarget{Namespace: "shop", Name: "cron-1", Addresses: []string{"10.244.1.9"}},
+		Labels: map[string]string{}, NamespaceLabels: map[string]string{"kubernetes.io/metadata.name": "shop"}, Ports: []api.PolicyPort{}, Identity: 5,
+		Ingress: api.PolicyDirection{IsolatedBy: []string{"shop/deny-all"}, Rules: []api.PolicyRule{}},
+		Egress:  api.PolicyDirection{IsolatedBy: []string{}, Rules: []api.PolicyRule{}}}
+	fakeVerdict = api.PolicyVerdict{Generation: 3, From: fakeClient, To: api.PolicyTarget{Namespace: "shop", Name: "web-7d4b9", Addresses: []string{"10.244.1.2"}, Local: true}, Protocol: "TCP", Port: 8080, Allowed: true,
+		Egress: api.PolicyDirectionVerdict{Verdict: api.PolicyNotIsolated},
+		Ingress: api.PolicyDirectionVerdict{Verdict: api.PolicyAllowed, IsolatedBy: []string{"shop/allow-web"}, Rules: []api.PolicyRuleVerdict{
+			{Policy: "shop/allow-web", Peer: true, Allows: true, Ports: []api.PolicyPort{{Protocol: "TCP", Port: 8080}}},
+			{Policy: "shop/allow-web", Index: 1}}}}
+	fakeAnyVerdict = api.PolicyVerdict{Generation: 3, From: api.PolicyTarget{Namespace: "shop", Name: "web-7d4b9", Addresses: []string{"10.244.1.2"}, Local: true}, To: api.PolicyTarget{Namespace: "db", Name: "pg-1", Addresses: []string{"10.244.3.5"}}, Allowed: true,
+		Egress: api.PolicyDirectionVerdict{Verdict: api.PolicyAllowed, IsolatedBy: []string{"shop/deny-egress", "shop/web-egress"}, Rules: []api.PolicyRuleVerdict{
+			{Policy: "shop/web-egress", Peer: true, Allows: true, Ports: []api.PolicyPort{{Protocol: "TCP", Port: 5433}}},
+			{Policy: "shop/web-egress", Index: 1, Peer: true, Allows: true}}},
+		Ingress: api.PolicyDirectionVerdict{Verdict: api.PolicyNotIsolated}}
 	fakePeers = api.PeerList{Peers: []api.Peer{
 		{Name: "node-b", Address: "192.168.50.2", Tunnel: api.TunnelVXLAN, NextHopMAC: "02:aa:00:00:00:02", Resolved: true,
 			VtepMAC: "02:aa:00:00:00:02", PodCIDRs: []string{"10.244.2.0/24", "fd00:244:2::/64"}},
@@ -278,6 +359,86 @@ shop       typo         -        0         -
 problems:
   networkpolicy shop/bad: spec.podSelector.matchExpressions[0].operator: unknown operator "in"; it is left out and selects no pods until it is fixed
 `},
+		{[]string{"policy", "shop/web-7d4b9"}, `
+pod          shop/web-7d4b9 (on this node)
+addresses    10.244.1.2, fd00:244:1::2
+labels       app=web, pod-template-hash=7d4b9
+namespace    shop: kubernetes.io/metadata.name=shop, team=store
+named ports  http 8080/TCP
+identity     3 (policy generation 3)
+
+ingress: isolated by shop/allow-web: allowed only what one of these rules allows
+  shop/allow-web ingress[0]
+    from   pods role=client in namespace shop: shop/client-1, shop/client-2
+           pods app=prometheus in namespaces team=ops: 7 pods: ops/prom-0, ops/prom-1, ops/prom-2, ops/prom-3, ops/prom-4, +2 more
+    ports  TCP http (8080 on this pod)
+  shop/allow-web ingress[1]
+    from   ipBlock 192.168.0.0/16 except 192.168.1.0/24
+    ports  UDP 53, TCP 9000-9100, SCTP every port
+
+egress: isolated by shop/deny-egress, shop/web-egress: allowed only what one of these rules allows
+  shop/web-egress egress[0]
+    to     all pods in namespaces kubernetes.io/metadata.name=db: db/pg-0, db/pg-1
+    ports  TCP pgsql (5432 on db/pg-0; 5433 on db/pg-1), TCP metrics (no pod has it: allows nothing)
+  shop/web-egress egress[1]
+    to     every peer: pods and addresses outside the cluster
+    ports  every protocol and port
+
+problems:
+  networkpolicy shop/deny-egress: spec.egress[0].to[0]: a peer needs a podSelector, a namespaceSelector or an ipBlock; its pods are isolated and none of its rules apply until it is fixed
+`},
+		{[]string{"policy", "10.244.1.9"}, `
+pod          shop/cron-1 (not on this node)
+addresses    10.244.1.9
+labels       -
+namespace    shop: kubernetes.io/metadata.name=shop
+named ports  -
+identity     5 (policy generation 3)
+
+ingress: isolated by shop/deny-all: nothing is allowed (they have no ingress rules)
+
+egress: not isolated: all traffic allowed (no NetworkPolicy selects it for egress)
+`},
+		{[]string{"policy", "--from", "shop/client-1", "--to", "shop/web-7d4b9", "--port", "8080"}, `
+TCP 8080 from shop/client-1 (10.244.2.4) to shop/web-7d4b9 (10.244.1.2, on this node): allowed
+
+egress of shop/client-1 (decided on its node): not isolated: all traffic allowed (no NetworkPolicy selects it for egress)
+
+ingress of shop/web-7d4b9 (decided on this node): allowed by shop/allow-web ingress[0]
+  isolated by shop/allow-web
+  shop/allow-web ingress[0]: allows it
+  shop/allow-web ingress[1]: its peers do not include shop/client-1
+`},
+		{[]string{"policy", "--from", "shop/client-1", "--to", "shop/web-7d4b9", "--port", "80/tcp"}, `
+TCP 80 from shop/client-1 (10.244.2.4) to shop/web-7d4b9 (10.244.1.2, on this node): denied
+
+egress of shop/client-1 (decided on its node): not isolated: all traffic allowed (no NetworkPolicy selects it for egress)
+
+ingress of shop/web-7d4b9 (decided on this node): denied
+  isolated by shop/allow-web; no rule allows it
+  shop/allow-web ingress[0]: allows shop/client-1 only TCP 8080
+  shop/allow-web ingress[1]: its peers do not include shop/client-1
+`},
+		{[]string{"policy", "--from", "192.168.1.9", "--to", "shop/web-7d4b9", "--port", "8080/TCP"}, `
+TCP 8080 from 192.168.1.9 to shop/web-7d4b9 (10.244.1.2, on this node): denied
+
+egress of 192.168.1.9: not checked: it is no pod NetworkPolicy knows
+
+ingress of shop/web-7d4b9 (decided on this node): denied
+  isolated by shop/allow-web; no rule allows it
+  shop/allow-web ingress[0]: its peers do not include 192.168.1.9
+  shop/allow-web ingress[1]: its peers do not include 192.168.1.9
+`},
+		{[]string{"policy", "--from", "shop/web-7d4b9", "--to", "db/pg-1"}, `
+any traffic from shop/web-7d4b9 (10.244.1.2, on this node) to db/pg-1 (10.244.3.5): allowed, on the ports each way's rules say
+
+egress of shop/web-7d4b9 (decided on this node): allowed
+  isolated by shop/deny-egress, shop/web-egress
+  shop/web-egress egress[0]: allows db/pg-1 TCP 5433
+  shop/web-egress egress[1]: allows db/pg-1 every protocol and port
+
+ingress of db/pg-1 (decided on its node): not isolated: all traffic allowed (no NetworkPolicy selects it for ingress)
+`},
 		{[]string{"stats"}, `
 PORT           ID     KIND    RX FRAMES  TX FRAMES  XSK DROPS  FILL RING EMPTY
 rn3f2a9c0d1e4  0      pod     1200       1180       3          1
@@ -386,6 +547,8 @@ func TestJSON(t *testing.T) {
 	check([]string{"services", "-o", "json"}, &api.ServiceList{}, &fakeServices)
 	check([]string{"flows", "-o", "json", "-n", "0"}, &api.FlowList{}, &fakeFlows)
 	check([]string{"policy", "-o", "json"}, &api.PolicyList{}, &fakePolicy)
+	check([]string{"policy", "shop/web-7d4b9", "-o", "json"}, &api.EndpointPolicy{}, &fakeEndpointPolicy)
+	check([]string{"policy", "-o", "json", "--from", "shop/web-7d4b9", "--to", "db/pg-1"}, &api.PolicyVerdict{}, &fakeAnyVerdict)
 	all := fakeStats()
 	check([]string{"stats", "-o", "json", "--all"}, &api.Stats{}, &all)
 	nonZero := fakeStats()
@@ -395,6 +558,7 @@ func TestJSON(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	sock := serveFake(t, fake{})
+	empty := serveFake(t, fake{empty: true})
 	down := filepath.Join(t.TempDir(), "nobody.sock")
 	for _, tc := range []struct {
 		args []string
@@ -405,6 +569,15 @@ func TestErrors(t *testing.T) {
 		{[]string{"routes", "--socket", sock, "-o", "yaml"}, []string{`--output "yaml": want table or json`}},
 		{[]string{"peers", "--socket", sock, "extra"}, []string{"ringnet peers takes no arguments"}},
 		{[]string{"stats", "--socket", sock, "--bogus"}, []string{"flag provided but not defined: -bogus"}},
+		{[]string{"policy", "--socket", sock, "shop/a", "shop/b"}, []string{`ringnet policy takes one pod, got ["shop/a" "shop/b"]`}},
+		{[]string{"policy", "--socket", sock, "--from", "shop/a"}, []string{"--from and --to go together"}},
+		{[]string{"policy", "shop/web", "--socket", sock, "--from", "a", "--to", "b"}, []string{"a pod, or --from and --to, not both"}},
+		{[]string{"policy", "--socket", sock, "--port", "80"}, []string{"--port goes with --from and --to"}},
+		{[]string{"policy", "--socket", sock, "--from", "a", "--to", "b", "--port", "http"}, []string{`--port "http": want PORT[/PROTOCOL] with a port 1-65535, or ICMP`}},
+		{[]string{"policy", "--socket", sock, "--from", "a", "--to", "b", "--port", "80/icmp"}, []string{`protocol "ICMP": want TCP, UDP or SCTP`}},
+		{[]string{"policy", "--socket", sock, "shop/nope"}, []string{"no pod shop/nope", "ringnet endpoints"}},
+		{[]string{"policy", "--socket", empty, "shop/web-7d4b9"}, []string{"enforces no NetworkPolicy", "--cluster and --kubernetes"}},
+		{[]string{"policy", "--socket", empty, "--from", "a", "--to", "b"}, []string{"enforces no NetworkPolicy"}},
 		{[]string{"frobnicate"}, []string{`unknown command "frobnicate"`}},
 		{nil, []string{"no command"}},
 	} {

@@ -263,6 +263,11 @@ func (t *Table) Verdict(k Key) Verdict {
 	return Deny
 }
 
+// Selects reports whether some policy selects local identity id for
+// direction d: whether that way of the endpoint is isolated, so that
+// Verdict answers Allow or Deny for it rather than Unselected.
+func (t *Table) Selects(id uint32, d Direction) bool { return t.group(id, d) != 0 }
+
 // group returns the group of local identity id for direction d, 0 if no
 // policy selects it.
 func (t *Table) group(id uint32, d Direction) uint32 {

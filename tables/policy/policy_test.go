@@ -102,6 +102,9 @@ func TestExamples(t *testing.T) {
 		if r := reference(examples, c.p); r != c.want {
 			t.Errorf("%s: the reference says %v, the case %v", c.name, r, c.want)
 		}
+		if sel := tab.Selects(c.p.Local, c.p.Dir); sel != (c.want != Unselected) {
+			t.Errorf("%s: Selects = %v, with the verdict %v", c.name, sel, c.want)
+		}
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("verdicts (-want +got):\n%s", diff)

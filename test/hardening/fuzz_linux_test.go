@@ -44,6 +44,8 @@ func FuzzAPIWire(f *testing.F) {
 		"GET /v1/services HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET /v1/flows HTTP/1.1\r\nHost: x\r\n\r\n",
 		"GET /v1/policy HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /v1/policy/endpoint?pod=default/web HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /v1/policy/check?from=a&to=10.0.0.1&protocol=TCP&port=80 HTTP/1.1\r\nHost: x\r\n\r\n",
 		"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 99999\r\n\r\n{",
 		"GET /v1/../v1/status HTTP/1.1\r\nHost: x\r\n\r\n",
 		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
@@ -118,6 +120,12 @@ func (okHandler) Stats(context.Context) (api.Stats, error)            { return a
 func (okHandler) Services(context.Context) (api.ServiceList, error)   { return api.ServiceList{}, nil }
 func (okHandler) Flows(context.Context) (api.FlowList, error)         { return api.FlowList{}, nil }
 func (okHandler) Policy(context.Context) (api.PolicyList, error)      { return api.PolicyList{}, nil }
+func (okHandler) PolicyEndpoint(context.Context, string) (api.EndpointPolicy, error) {
+	return api.EndpointPolicy{}, nil
+}
+func (okHandler) PolicyCheck(context.Context, api.PolicyCheckRequest) (api.PolicyVerdict, error) {
+	return api.PolicyVerdict{}, nil
+}
 
 // FuzzCNIConfig feeds arbitrary network configs to the plugin's STATUS,
 // the one command that only reads: the config is parsed and checked, and
