@@ -454,6 +454,17 @@ func (d *demo) service(ctx context.Context) error {
 		}
 	}
 	d.results = append(d.results, result{"TCP c1 -> b1:8080", "node-c -> node-b (VXLAN; ingress policy on node-b)", outcome})
+	// Why, from the table node-b enforces.
+	args := []string{"policy", "--from", d.pods["c1"].ipv4.String(), "--to", d.pods["b1"].ipv4.String(),
+		"--port", fmt.Sprintf("%d/TCP", backendPort), "--socket", d.daemons["node-b"].Socket}
+	out, err := topo.Output(ctx, d.daemons["node-b"].Node.NS, d.cli, args...)
+	if err != nil {
+		return fmt.Errorf("ringnet policy --from --to: %w", err)
+	}
+	fmt.Printf("  on node-b: $ ringnet %s\n", strings.Join(args[:len(args)-2], " "))
+	for l := range strings.Lines(out) {
+		fmt.Print("    " + l)
+	}
 	return nil
 }
 
