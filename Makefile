@@ -38,7 +38,7 @@ BENCHDIR := bench-runs/$(shell date -u +%Y%m%d-%H%M%S)
 endif
 REPORT      := $(GO) run ./bench/report --in $(BENCHDIR) --out docs
 MICRO_FLAGS := -run '^$$' -bench . -benchmem -count 5
-BENCHES     := bench-micro bench-e2e bench-crossnode cni-bench bench-policy
+BENCHES     := bench-micro bench-e2e bench-crossnode cni-bench bench-policy bench-slowpath
 
 # run-bench NAME COMMAND: run COMMAND, which writes $(BENCHDIR)/NAME.json,
 # then fill NAME's region, and fail if either failed.
@@ -47,7 +47,7 @@ define run-bench
 $(2); s=$$?; $(REPORT) --only $(1) || s=1; exit $$s
 endef
 
-bench: deps ## run every benchmark below into one run directory, then write docs/benchmarks.md + docs/img (about 45 min; needs root)
+bench: deps ## run every benchmark below into one run directory, then write docs/benchmarks.md + docs/img (about 50 min; needs root)
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory -k $(BENCHES) BENCHDIR=$(BENCHDIR); s=$$?; \
 	$(REPORT) --only summary --elapsed $$(( $$(date +%s) - start ))s || s=1; \
@@ -69,7 +69,10 @@ bench-crossnode: deps ## pod to pod across two nodes (pps, latency, TCP): kernel
 bench-policy: deps ## NetworkPolicy cost, 10 to 10 000 rules: ringnet vs iptables (nf_tables, legacy) (needs root)
 	$(call run-bench,policy,$(GO) run ./bench/policy --runs 3 --json $(BENCHDIR)/policy.json)
 
-.PHONY: bench-crossnode bench-policy
+bench-slowpath: deps ## node to pod through the slow path (TCP both ways, latency) vs the kernel path; pod to pod under a 200k pps punt flood (needs root)
+	$(call run-bench,slowpath,$(GO) run ./bench/slowpath --runs 3 --json $(BENCHDIR)/slowpath.json)
+
+.PHONY: bench-crossnode bench-policy bench-slowpath
 
 e2e: deps ## CNI end to end: cnitool (all spec versions), portmap chain, podman and containerd+crictl pods on ringnet, ringnetd in the DaemonSet's unprivileged container (needs root)
 	$(GO) test $(TESTFLAGS) -v -run 'TestCnitool|TestPortmapChain|TestPodman|TestContainerd|TestDaemonSetContainer' ./cni/

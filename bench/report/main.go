@@ -9,6 +9,7 @@
 //	crossnode.json  go run ./bench/crossnode --json
 //	cni.json        go run ./bench/cni --json
 //	policy.json     go run ./bench/policy --json
+//	slowpath.json   go run ./bench/slowpath --json
 //
 // and rewrites, for each it finds, the region of docs/benchmarks.md
 // between `<!-- generated: NAME -->` and `<!-- end -->` (package

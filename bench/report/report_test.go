@@ -9,6 +9,7 @@ package main
 //	go run ./bench/crossnode --quick --json crossnode.json
 //	go run ./bench/cni --pods 5 --runs 2 --json cni.json
 //	go run ./bench/policy --quick --json policy.json
+//	go run ./bench/slowpath --runs 2 --window 2s --json slowpath.json
 //	micro.txt: go run ./bench/report --describe, then
 //	go test -run '^$' -bench 'Decode|Lookup' -benchtime 2000x -count 2 -benchmem ./fastpath/packet ./tables/endpoint
 //
@@ -17,6 +18,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -30,6 +32,7 @@ import (
 	"github.com/ringnet/ringnet/bench/internal/chart"
 	"github.com/ringnet/ringnet/bench/internal/figure"
 	"github.com/ringnet/ringnet/bench/internal/machine"
+	"github.com/ringnet/ringnet/bench/internal/program"
 	"github.com/ringnet/ringnet/bench/internal/region"
 )
 
@@ -151,6 +154,7 @@ func TestRunAll(t *testing.T) {
 		"crossnode": {"crossnode-pps.png", "crossnode-latency.png", "crossnode-tcp.png"},
 		"policy":    {"policy-one.png", "policy-new.png"},
 		"cni":       {"cni-add.png"},
+		"slowpath":  {"slowpath-tcp.png"},
 	}
 	for name, pngs := range charts {
 		b := body(t, after, name)
@@ -163,8 +167,8 @@ func TestRunAll(t *testing.T) {
 		checkPNGs(t, filepath.Join(out, "img"), pngs...)
 	}
 	entries, _ := os.ReadDir(filepath.Join(out, "img"))
-	if len(entries) != 8 {
-		t.Errorf("%d files in img, want the 8 charts", len(entries))
+	if len(entries) != 9 {
+		t.Errorf("%d files in img, want the 9 charts", len(entries))
 	}
 
 	// Tables: medians with ranges, ratios with their verdicts, and what
@@ -201,15 +205,27 @@ func TestRunAll(t *testing.T) {
 			"| `Decode/IPv4UDP` | 8.18 | 8.06 – 8.3 | 0 | 0 | 7828 MB/s |",
 			"| per-packet benchmarks that allocate, of 7 | 0 | 0 | met |",
 		},
+		"slowpath": {
+			"2 round(s) per variant, interleaved; TCP from 2 s iperf3 runs (one stream), latency from 2 s sockperf ping-pongs, the flood at 200\u202f000 pps.",
+			"| (k) kernel: route to the pod's veth | 8.32 (5.10 – 11.55) | 3.17 (2.33 – 4.01) | 5.3 (5.2 – 5.4) |",
+			"| (default) flood, ringnetd's default limits | 1.04 (0.97 – 1.11) | 134\u202f367 (77\u202f306 – 191\u202f428) |",
+			"| ringnetd slow path (TAP) / kernel path, node → pod TCP (t/k) | 0.06 | - | for information |",
+			// The flood fell short of 200k pps: said beside the target.
+			"| pod A → pod B TCP, flood, ringnetd's default limits / no flood (the flood reached only 134\u202f367 of 200\u202f000 pps) | 0.57 | ≥ 0.9 | **missed** |",
+			"| pod A → pod B TCP, flood, ringnetd's default limits / the flood dropped at the bucket (the slow path's share) | 0.57 | - | for information |",
+			"- (default) flood, ringnetd's default limits: trafgen sent 134\u202f367 pps of the 200\u202f000 asked for",
+			"- **(0) flood, all dropped at the bucket (to_host=0)**: ringnetd --punt-limit to_host=0",
+		},
 	} {
 		contains(t, name, body(t, after, name), wants...)
 	}
 
 	// The summary gathers every target, and says how long the run took.
 	sum := body(t, after, "summary")
-	contains(t, "summary", sum, "47m0s in all", "**Targets: 7 of 13 met.**", "| CNI ADD/DEL | ringnet ADD p99, ms | 66.90 | ≤ 20 | **missed** |")
-	if n := strings.Count(sum, "\n| "); n != 13+1 {
-		t.Errorf("summary has %d table rows, want a header and 13 targets:\n%s", n, sum)
+	contains(t, "summary", sum, "47m0s in all", "**Targets: 7 of 14 met.**", "| CNI ADD/DEL | ringnet ADD p99, ms | 66.90 | ≤ 20 | **missed** |",
+		"| Slow path | pod A → pod B TCP, flood, ringnetd's default limits / no flood (the flood reached only 134\u202f367 of 200\u202f000 pps) | 0.57 | ≥ 0.9 | **missed** |")
+	if n := strings.Count(sum, "\n| "); n != 14+1 {
+		t.Errorf("summary has %d table rows, want a header and 14 targets:\n%s", n, sum)
 	}
 
 	// A second run over the same input changes nothing.
@@ -231,7 +247,7 @@ func TestRunOne(t *testing.T) {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
 	after := readFile(t, filepath.Join(out, "benchmarks.md"))
-	for _, name := range []string{"summary", "micro", "e2e", "policy", "cni"} {
+	for _, name := range []string{"summary", "micro", "e2e", "policy", "cni", "slowpath"} {
 		if b := body(t, after, name); b != "old "+name+"\n" {
 			t.Errorf("region %s changed to:\n%s", name, b)
 		}
@@ -411,5 +427,102 @@ func TestCell(t *testing.T) {
 	}
 	if got := groupedCell(&figure.Stat{Median: 190940, Min: 180200, Max: 195010, N: 3}); got != "190\u202f940 (180\u202f200 – 195\u202f010)" {
 		t.Errorf("groupedCell = %q", got)
+	}
+}
+
+// slowpathFixture is testdata/run/slowpath.json, changed by edit.
+func slowpathFixture(t *testing.T, edit func(r *slowpathReport)) []byte {
+	t.Helper()
+	var r slowpathReport
+	if err := json.Unmarshal(readFile(t, filepath.Join("testdata", "run", "slowpath.json")), &r); err != nil {
+		t.Fatal(err)
+	}
+	edit(&r)
+	data, err := json.Marshal(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// setFlood gives every round of a flood variant the same figures.
+func setFlood(r *slowpathReport, id string, gbps, offered float64) {
+	for i := range r.Flood[id] {
+		r.Flood[id][i].PodToPodGbps, r.Flood[id][i].OfferedPPS = gbps, offered
+	}
+}
+
+// The flood target is met only by the flood it speaks of: a run whose
+// flood fell short says so and does not count the target as met. The
+// slow path's share needs the flood dropped at the bucket; failed rounds
+// are left out and listed.
+func TestSlowpath(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		edit   func(r *slowpathReport)
+		met    bool
+		wants  []string
+		lacks  []string
+		nRatio int
+	}{{
+		name: "full flood, met",
+		edit: func(r *slowpathReport) {
+			setFlood(r, "none", 2, 0)
+			setFlood(r, "default", 1.9, 199_000)
+		},
+		met:    true,
+		wants:  []string{"| pod A → pod B TCP, flood, ringnetd's default limits / no flood | 0.95 | ≥ 0.9 | met |"},
+		lacks:  []string{"trafgen sent 199"},
+		nRatio: 13,
+	}, {
+		name: "short flood, met at a lighter one",
+		edit: func(r *slowpathReport) {
+			setFlood(r, "none", 2, 0)
+			setFlood(r, "default", 1.9, 100_000)
+		},
+		wants: []string{"| pod A → pod B TCP, flood, ringnetd's default limits / no flood (the flood reached only 100\u202f000 of 200\u202f000 pps: met at a lighter flood, so not counted) | 0.95 | ≥ 0.9 | **missed** |",
+			"- (default) flood, ringnetd's default limits: trafgen sent 100\u202f000 pps of the 200\u202f000 asked for"},
+		nRatio: 13,
+	}, {
+		name: "full flood missed, no bucket variant, a failed round",
+		edit: func(r *slowpathReport) {
+			setFlood(r, "none", 2, 0)
+			setFlood(r, "default", 1.5, 200_000)
+			r.FloodVariants = slices.DeleteFunc(r.FloodVariants, func(v program.Variant) bool { return v.ID == "0" })
+			r.Host["t"][1].Error = "ringnetd read only 12 frames from the TAP: the traffic went elsewhere"
+			r.Host["t"][1].ToPodGbps = 99
+		},
+		wants: []string{"| pod A → pod B TCP, flood, ringnetd's default limits / no flood | 0.75 | ≥ 0.9 | **missed** |",
+			"| (t) ringnetd slow path (TAP) | 0.83 | 0.48 | 33.8 | 84.7 | 101.6 | 1/2 |",
+			"- (t) round 2: ringnetd read only 12 frames from the TAP"},
+		lacks:  []string{"the slow path's share", "(0) flood", "| 99"},
+		nRatio: 10,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSection(t.TempDir(), "img")
+			res, err := renderSlowpath(s, slowpathFixture(t, tc.edit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			contains(t, "region", s.String(), tc.wants...)
+			for _, l := range tc.lacks {
+				if strings.Contains(s.String(), l) {
+					t.Errorf("region holds %q:\n%s", l, s.String())
+				}
+			}
+			if len(res.targets) != 1 || res.targets[0].Met != tc.met || res.title != "Slow path" {
+				t.Errorf("outcome %q, targets %+v; want one target, met %v", res.title, res.targets, tc.met)
+			}
+			if n := strings.Count(s.String(), "| for information |") + len(res.targets); n != tc.nRatio {
+				t.Errorf("%d ratios, want %d:\n%s", n, tc.nRatio, s.String())
+			}
+			checkPNGs(t, s.imgDir, "slowpath-tcp.png")
+		})
+	}
+
+	// A JSON from before bench/slowpath named its variants.
+	old := slowpathFixture(t, func(r *slowpathReport) { r.HostVariants, r.FloodVariants = nil, nil })
+	if _, err := renderSlowpath(newSection(t.TempDir(), "img"), old); err == nil || !strings.Contains(err.Error(), "measure again") {
+		t.Errorf("JSON without variants: %v", err)
 	}
 }

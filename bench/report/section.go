@@ -29,6 +29,7 @@ var sources = []source{
 	{"crossnode", "crossnode.json", "bench-crossnode", renderCrossnode},
 	{"cni", "cni.json", "cni-bench", renderCNI},
 	{"policy", "policy.json", "bench-policy", renderPolicy},
+	{"slowpath", "slowpath.json", "bench-slowpath", renderSlowpath},
 }
 
 // summaryName is the region that gathers every benchmark's targets.

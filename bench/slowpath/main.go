@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/ringnet/ringnet/bench/internal/child"
+	"github.com/ringnet/ringnet/bench/internal/program"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,39 +59,56 @@ type options struct {
 
 // hostVariant is a way for the node to reach pod A.
 type hostVariant struct {
-	ID, Name string
-	flags    []string // ringnetd's; nil for the kernel path
+	ID, Name, Desc string
+	flags          []string // ringnetd's; nil for the kernel path
 }
 
 var hostVariants = []hostVariant{
-	{"k", "kernel: route to the pod's veth", nil},
-	{"t", "ringnetd slow path (TAP)", []string{}},
-	{"tb", "ringnetd slow path, --busy-poll --cpus 1", []string{"--busy-poll", "--cpus", "1"}},
+	{"k", "kernel: route to the pod's veth",
+		"the node's kernel reaches pod A over its host-side veth, as a kernel CNI (Calico) does: a /32 route and a permanent neighbour on the host end, the setup of bench/e2e's variant (a); no ringnetd", nil},
+	{"t", "ringnetd slow path (TAP)",
+		"ringnetd with default flags: node → ringnet0 (the TAP) → worker → pod A's AF_XDP socket, and back", []string{}},
+	{"tb", "ringnetd slow path, --busy-poll --cpus 1",
+		"ringnetd --busy-poll --cpus 1: one worker spinning on its rings, pinned to CPU 1", []string{"--busy-poll", "--cpus", "1"}},
 }
 
 // floodVariant is a flood configuration.
 type floodVariant struct {
-	ID, Name string
-	flood    bool
-	flags    []string
+	ID, Name, Desc string
+	flood          bool
+	flags          []string
 }
 
 // floodVariants are the flood configurations for --flood-limits: none, then
 // one per to_host limit ("default": ringnetd's own; 0: all dropped at the
 // token bucket, which leaves only the flood's cost to the fast path).
 func floodVariants(limits []string) []floodVariant {
-	vs := []floodVariant{{"none", "no flood", false, nil}}
+	vs := []floodVariant{{"none", "no flood", "pod C sends nothing; ringnetd with default flags", false, nil}}
 	for _, l := range limits {
 		switch l {
 		case "default":
-			vs = append(vs, floodVariant{"default", "flood, ringnetd's default limits", true, nil})
+			vs = append(vs, floodVariant{"default", "flood, ringnetd's default limits",
+				"ringnetd with default flags: the flood's frames within to_host's token bucket go to the node through the TAP, the rest are dropped at the bucket", true, nil})
 		case "0":
-			vs = append(vs, floodVariant{"0", "flood, all dropped at the bucket (to_host=0)", true, []string{"--punt-limit", "to_host=0"}})
+			vs = append(vs, floodVariant{"0", "flood, all dropped at the bucket (to_host=0)",
+				"ringnetd --punt-limit to_host=0: every flood frame the worker takes is dropped at the token bucket, so this is the flood's cost without the slow path's (trafgen, the kernel's copy into pod C's AF_XDP socket, the worker's decode)", true, []string{"--punt-limit", "to_host=0"}})
 		default:
-			vs = append(vs, floodVariant{l, "flood, --punt-limit to_host=" + l, true, []string{"--punt-limit", "to_host=" + l}})
+			vs = append(vs, floodVariant{l, "flood, --punt-limit to_host=" + l,
+				"ringnetd --punt-limit to_host=" + l + ": a tighter bucket than the default", true, []string{"--punt-limit", "to_host=" + l}})
 		}
 	}
 	return vs
+}
+
+// method says how the benchmark measures, for the JSON's readers.
+func method(o options) []string {
+	return []string{
+		"One node namespace, its address 192.168.77.1 on a veth (IPv4 forwarding off: node ↔ pod traffic is local to the node), and three pods made by `ringnet pod add` (A 10.244.0.10, B .11, C .12). ringnetd is started afresh for every round of every variant that runs it; variants run interleaved round by round.",
+		fmt.Sprintf("TCP: iperf3, one stream, for %g s, the rate received: node → pod A, then pod A → node (`-R`); under the flood, pod A → pod B.", o.Window.Seconds()),
+		fmt.Sprintf("Latency: `sockperf ping-pong -m 64` for %g s from the node to a sockperf server in pod A; sockperf's percentiles (half round trip, µs).", o.Window.Seconds()),
+		"A ringnetd round of the node ↔ pod part counts only if ringnetd read at least 10 000 frames from the TAP (host_rx), proof that the traffic went through the slow path.",
+		fmt.Sprintf("Flood: trafgen in pod C (`taskset -c 0 trafgen --cpus 1`) sends one 60-byte UDP frame (64 on the wire) to the node's address, port 9 (closed), at %d pps, from a second before the measurement to its end: every frame is to_host on the punt list. Offered: pod C's eth0 tx_packets over the iperf3 run; AF_XDP ring full: xsk_rx_ring_full + xsk_rx_dropped of pod C's port (frames the kernel could not put on the socket's RX ring); to host, over limit, queue full: ringnetd's to_host, to_host_over_limit and punt_queue_full counters (SIGUSR1) over the same time.", o.FloodPPS),
+	}
 }
 
 // HostResult is one round of a host variant.
@@ -120,9 +138,13 @@ type Report struct {
 	Runs                           int
 	WindowSeconds                  float64
 	FloodPPS                       int
-	Host                           map[string][]HostResult
-	Flood                          map[string][]FloodResult
-	floods                         []floodVariant
+	// HostVariants and FloodVariants are the variants measured, in the
+	// order they ran, and Method how, for bench/report.
+	HostVariants, FloodVariants []program.Variant
+	Method                      []string
+	Host                        map[string][]HostResult
+	Flood                       map[string][]FloodResult
+	floods                      []floodVariant
 }
 
 func main() {
@@ -202,6 +224,16 @@ func bench(ctx context.Context, o options, logw io.Writer) (*Report, error) {
 	rep := newReport(o)
 	secs := int(o.Window / time.Second)
 	rep.floods = o.Floods
+	if slices.Contains(o.Parts, "host") {
+		for _, v := range hostVariants {
+			rep.HostVariants = append(rep.HostVariants, program.Variant{ID: v.ID, Name: v.Name, Desc: v.Desc})
+		}
+	}
+	if slices.Contains(o.Parts, "flood") {
+		for _, v := range o.Floods {
+			rep.FloodVariants = append(rep.FloodVariants, program.Variant{ID: v.ID, Name: v.Name, Desc: v.Desc})
+		}
+	}
 	t.extra = o.Extra
 	for round := 1; round <= o.Runs; round++ {
 		for _, v := range hostVariants {
@@ -344,7 +376,7 @@ func (t *topo) floodRound(ctx context.Context, v floodVariant, pps, secs int) (r
 func newReport(o options) *Report {
 	r := &Report{Command: o.Command, Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Go: runtime.Version(),
 		Cores: runtime.NumCPU(), Runs: o.Runs, WindowSeconds: o.Window.Seconds(), FloodPPS: o.FloodPPS,
-		Host: map[string][]HostResult{}, Flood: map[string][]FloodResult{}}
+		Method: method(o), Host: map[string][]HostResult{}, Flood: map[string][]FloodResult{}}
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
 		r.Kernel = unix.ByteSliceToString(u.Release[:])
