@@ -221,8 +221,14 @@ func (f *forwarder) toPeer(frame []byte, idx uint16, eps *endpoint.Table) (verdi
 	if ph.outer.DstMAC == ([6]byte{}) {
 		return vDrop, 0, 0, stats.PeerUnresolved
 	}
+	// The IP packet, not the frame: Ethernet padding after it is neither
+	// measured against the tunnel's MTU nor carried.
 	ip := frame[p.L3Off:]
-	if len(ip) > ph.mtu {
+	n := packet.IPv6Len + int(packet.IPv6(ip).PayloadLength())
+	if p.EtherType == packet.EtherTypeIPv4 {
+		n = int(packet.IPv4(ip).TotalLength())
+	}
+	if n > ph.mtu {
 		if p.EtherType == packet.EtherTypeIPv4 && packet.IPv4(ip).Flags()&packet.IPv4FlagDontFragment == 0 {
 			return vDrop, 0, 0, stats.TunnelTooBig
 		}
@@ -239,7 +245,7 @@ func (f *forwarder) toPeer(frame []byte, idx uint16, eps *endpoint.Table) (verdi
 		decrementTTL(frame, p)
 	}
 	f.peer = idx
-	return vTunnel, 0, uint32(len(frame)), stats.ToPeer
+	return vTunnel, 0, uint32(int(p.L3Off) + n), stats.ToPeer
 }
 
 func decrementTTL(frame []byte, p *packet.Parsed) {
