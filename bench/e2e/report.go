@@ -130,7 +130,7 @@ func (r *Report) summarise() {
 
 func kpps(v float64) string { return fmt.Sprintf("%.0f", v/1000) }
 
-// loss is how much of what trafgen offered did not reach pod B, from the
+// loss is how much of what the generator offered did not reach pod B, from the
 // medians, in percent.
 func loss(s Summary) string {
 	if s.RxPPS == nil || s.OfferedPPS == nil || s.OfferedPPS.Median == 0 {
@@ -185,9 +185,9 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, row, name, kpps(s.RxPPS.Median), kpps(s.RxPPS.Min), kpps(s.RxPPS.Max), kpps(s.OfferedPPS.Median),
 			loss(s), strings.Join(cpu, "/"), nsPkt(s.CPUNsPkt), us(s.P50us), us(s.P99us), us(s.P999us), ok)
 	}
-	fmt.Fprintf(w, "\nrx: pod B eth0 rx_packets rate; offered: what trafgen put into pod A's eth0; loss: 1 - rx/offered (near 0: the\n"+
+	fmt.Fprintf(w, "\nrx: pod B eth0 rx_packets rate; offered: what the generator put into pod A's eth0; loss: 1 - rx/offered (near 0: the\n"+
 		"sender, not the forwarding, is the limit); cpu0/1%%: busy share of each CPU;\n"+
-		"ns/pkt: busy CPU time of the whole machine (trafgen and pod B included) per received packet; latency: sockperf ping-pong, half RTT.\n")
+		"ns/pkt: busy CPU time of the whole machine (the generator and pod B included) per received packet; latency: sockperf ping-pong, half RTT.\n")
 	if len(r.Ratios) > 0 {
 		fmt.Fprintf(w, "ratios of median rx pps: %s\n", ratioList(r.Ratios))
 	}

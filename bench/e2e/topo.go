@@ -53,7 +53,7 @@ var (
 
 // binaries are the programs built once at start.
 type binaries struct {
-	ringnet, ringnetd, asaviefwd string
+	ringnet, ringnetd, asaviefwd, xdpgen string
 }
 
 // build compiles ringnet, ringnetd and asaviefwd into dir.
@@ -62,11 +62,13 @@ func build(ctx context.Context, root, dir string, logw io.Writer) (binaries, err
 		ringnet:   filepath.Join(dir, "ringnet"),
 		ringnetd:  filepath.Join(dir, "ringnetd"),
 		asaviefwd: filepath.Join(dir, "asaviefwd"),
+		xdpgen:    filepath.Join(dir, "xdpgen"),
 	}
 	for _, t := range []struct{ out, pkg string }{
 		{b.ringnet, "./cmd/ringnet"},
 		{b.ringnetd, "./cmd/ringnetd"},
 		{b.asaviefwd, "./bench/asaviefwd"},
+		{b.xdpgen, "./bench/xdpgen"},
 	} {
 		fmt.Fprintf(logw, "build %s\n", t.pkg)
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", t.out, t.pkg)
@@ -97,6 +99,7 @@ type topo struct {
 	made                  []string        // namespaces created, for cleanup
 
 	trafgenConf string // trafgen config file
+	frameFile   string // the same frame, raw, for xdpgen
 	podsFile    string // ringnetd pods file
 }
 
@@ -175,6 +178,10 @@ func (t *topo) setup(ctx context.Context) error {
 	t.trafgenConf = filepath.Join(t.dir, "udp64.trafgen")
 	if err := os.WriteFile(t.trafgenConf, []byte(flow.Config()), 0o644); err != nil {
 		return fmt.Errorf("write trafgen config: %w", err)
+	}
+	t.frameFile = filepath.Join(t.dir, "udp64.frame")
+	if err := os.WriteFile(t.frameFile, flow.Frame(), 0o644); err != nil {
+		return fmt.Errorf("write frame: %w", err)
 	}
 	t.podsFile = filepath.Join(t.dir, "pods.yaml")
 	pods := fmt.Sprintf("pods:\n"+

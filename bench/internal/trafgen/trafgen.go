@@ -75,6 +75,16 @@ type Load struct {
 	// Probe, if set, reads more counters at the edges of the window, e.g.
 	// the forwarder's CPU time; Measure reports their rates.
 	Probe func() (map[string]uint64, error)
+	// XDPGen, if set, sends with ringnet's own AF_XDP generator
+	// (bench/xdpgen) instead of trafgen; Conf is then unused.
+	XDPGen *XDPGen
+}
+
+// XDPGen is bench/xdpgen sending one frame.
+type XDPGen struct {
+	Bin      string // the xdpgen binary
+	Frame    string // a file holding the frame (Flow.Frame)
+	NewFlows bool   // as Flow.NewFlows
 }
 
 const (
@@ -90,6 +100,13 @@ var errAborted = errors.New("trafgen aborted: " + abortMsg)
 // IRQ affinities. trafgen's parent does not pass SIGINT on to its worker,
 // so it is stopped through its process group, as a terminal's ^C would.
 func (l Load) start(ctx context.Context) (*child.Proc, error) {
+	if g := l.XDPGen; g != nil {
+		args := []string{"taskset", "-c", strconv.Itoa(l.CPU), g.Bin, "--dev", l.Ifname, "--frame", g.Frame}
+		if g.NewFlows {
+			args = append(args, "--new-flows")
+		}
+		return l.Procs.StartReady(ctx, "xdpgen", l.NS, "Running!", 10*time.Second, args...)
+	}
 	return l.Procs.StartReady(ctx, "trafgen", l.NS, "Running!", 10*time.Second, "taskset", "-c", strconv.Itoa(l.CPU),
 		"trafgen", "--cpus", "1", "--no-sock-mem", "--notouch-irq", "--dev", l.Ifname, "--conf", l.Conf)
 }
