@@ -22,8 +22,8 @@
 // interleaved (a,b,c,d,e,f,a,b,...) so that machine noise hits all alike.
 // Each round of a variant measures, in order:
 //
-//   - 64-byte UDP packets per second: trafgen in the sender pod (one
-//     worker on CPU 0), counted at the receiver pod's eth0 over the window;
+//   - 64-byte UDP packets per second: bench/xdpgen (or trafgen) in the
+//     sender pod on CPU 0, counted at the receiver pod's eth0 over the window;
 //     the receiving node's counters must show that the frames came the
 //     variant's way (its uplink saw them at the variant's size on the
 //     wire; IP forwarding, flannel.1, or ringnetd's to_peer/from_peer),
@@ -48,6 +48,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -63,7 +64,7 @@ import (
 type options struct {
 	Runs     int
 	Warmup   time.Duration
-	Window   time.Duration // trafgen's window and sockperf's duration
+	Window   time.Duration // the load's window and sockperf's duration
 	TCPTime  time.Duration
 	Quiet    time.Duration // how long to wait for a quiet machine before a round
 	Variants []string      // ids, in order
@@ -71,6 +72,9 @@ type options struct {
 	JSON     string
 	Markdown string
 	Command  string // how the run was invoked, for the reports
+	// Generator sends the 64-byte load: "xdpgen" (bench/xdpgen, AF_XDP) or
+	// "trafgen".
+	Generator string
 
 	bins ringnode.Binaries // prebuilt (the tests'); built by bench if empty
 }
@@ -95,13 +99,16 @@ func parseFlags(args []string) (options, error) {
 	lf := program.AddLoadFlags(fs, 3, "rounds per variant (interleaved a,b,c,d,e,f,a,b,...)", 5*time.Second, "64-byte UDP measurement window (also sockperf's duration)", "round")
 	tcpTime := fs.Duration("tcp-time", 4*time.Second, "iperf3 duration")
 	list := fs.String("variants", "a,b,c,d,e,f", "comma-separated subset of a,b,c,d,e,f")
+	gen := fs.String("generator", "xdpgen", "what sends the 64-byte load: xdpgen (ringnet's AF_XDP generator, bench/xdpgen) or trafgen")
 	daemonFlags := fs.String("ringnetd-flags", "", "more ringnetd flags for (c), (d) and (e), space-separated, e.g. \"--cpus 1\"")
 	if err := lf.Parse(args, map[string]string{"tcp-time": "1s"}); err != nil {
 		return options{}, err
 	}
 	o := options{Runs: *lf.Runs, Window: *lf.Window, Warmup: *lf.Warmup, TCPTime: *tcpTime, Quiet: *lf.Quiet, JSON: *lf.JSON, Markdown: *lf.Markdown,
-		Ringnetd: strings.Fields(*daemonFlags), Command: program.Command("./bench/crossnode", args)}
+		Ringnetd: strings.Fields(*daemonFlags), Command: program.Command("./bench/crossnode", args), Generator: *gen}
 	switch {
+	case o.Generator != "xdpgen" && o.Generator != "trafgen":
+		return o, fmt.Errorf("--generator %q: want xdpgen or trafgen", o.Generator)
 	case o.Window%time.Second != 0:
 		return o, errors.New("--window must be whole seconds (sockperf runs for it)")
 	case o.TCPTime < time.Second || o.TCPTime%time.Second != 0:
@@ -115,7 +122,7 @@ func parseFlags(args []string) (options, error) {
 // runner is one benchmark run's processes and log.
 type runner struct {
 	o     options
-	procs child.Group // trafgen, sockperf and iperf3 servers
+	procs child.Group // the generator, sockperf and iperf3 servers
 	logw  io.Writer
 	watch cpustat.Watch // what runs in every setup's namespaces is the benchmark's
 }
@@ -141,6 +148,12 @@ func bench(ctx context.Context, o options, logw io.Writer) (rep *Report, err err
 		fmt.Fprintf(logw, "build ringnetd and the CNI plugin\n")
 		if e.bins, err = ringnode.Build(filepath.Join(dir, "bin")); err != nil {
 			return nil, err
+		}
+	}
+	if o.Generator == "xdpgen" {
+		e.xdpgen = filepath.Join(dir, "bin", "xdpgen")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", e.xdpgen, "github.com/ringnet/ringnet/bench/xdpgen").CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build xdpgen: %w\n%s", err, out)
 		}
 	}
 	if err := topo.Sweep(topoPrefix); err != nil {

@@ -66,9 +66,10 @@ func variantByID(id string) (variant, bool) {
 
 // env is what every variant's setup shares.
 type env struct {
-	bins  ringnode.Binaries
-	dir   string   // temporary folder: binaries, cluster files, trafgen configs
-	flags []string // more ringnetd flags for the ringnet variants
+	bins   ringnode.Binaries
+	dir    string   // temporary folder: binaries, cluster files, trafgen configs
+	flags  []string // more ringnetd flags for the ringnet variants
+	xdpgen string   // the bench/xdpgen binary; empty: send with trafgen
 }
 
 // setup is one variant's Bed, built once and measured every round.
@@ -86,6 +87,7 @@ func newSetup(ctx context.Context, e *env, v variant) (*setup, error) {
 		return &setup{v: v}, err
 	}
 	s := &setup{Bed: b, v: v}
+	b.XDPGen = e.xdpgen
 	if err := v.build(ctx, e, s); err != nil {
 		return s, err
 	}

@@ -56,9 +56,13 @@ type Bed struct {
 	// Extra, if set, reads more counters for Snapshot, e.g. the receiving
 	// node's firewall rules.
 	Extra func(ctx context.Context) (map[string]uint64, error)
+	// XDPGen, if set, is the bench/xdpgen binary Load sends with instead
+	// of trafgen, from the frame WriteFlow wrote beside the trafgen config.
+	XDPGen string
 
 	kernelForwarding, vxlan bool                      // what the receiving node's kernel must show
 	sinks                   map[uint16]net.PacketConn // by port, bound in the receiver pod, never read
+	newFlows                map[string]bool           // WriteFlow's configs whose flow has NewFlows
 }
 
 // New makes an empty Bed on a new topology whose names start with
@@ -299,6 +303,13 @@ func (b *Bed) WriteFlow(ctx context.Context, path string, edit func(*trafgen.Flo
 	if err := os.WriteFile(path, []byte(f.Config()), 0o644); err != nil {
 		return f, fmt.Errorf("write trafgen config: %w", err)
 	}
+	if err := os.WriteFile(path+".frame", f.Frame(), 0o644); err != nil {
+		return f, fmt.Errorf("write the frame for xdpgen: %w", err)
+	}
+	if b.newFlows == nil {
+		b.newFlows = map[string]bool{}
+	}
+	b.newFlows[path] = f.NewFlows
 	return f, nil
 }
 
@@ -449,6 +460,9 @@ func (b *Bed) Load(ctx context.Context, procs *child.Group, conf string, warmup,
 		}
 		l := trafgen.Load{Procs: procs, NS: b.Send.NS, Conf: conf, CPU: 0, Ifname: "eth0",
 			Sender: b.SendNL, Receiver: b.RecvNL, Log: log, Probe: b.DaemonCPU}
+		if b.XDPGen != "" {
+			l.XDPGen = &trafgen.XDPGen{Bin: b.XDPGen, Frame: conf + ".frame", NewFlows: b.newFlows[conf]}
+		}
 		tp, err = l.Measure(ctx, rx0.RxPackets, warmup, window)
 		return err
 	})
