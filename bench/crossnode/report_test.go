@@ -27,10 +27,10 @@ func TestRatiosAndLimits(t *testing.T) {
 			t.Errorf("ratio %q = %.3f met %v, want %.3f met %v", got[i].What, got[i].Value, got[i].Met, want.Value, want.Met)
 		}
 	}
-	if l := ppsLimit(r.Variants[0].Summary); !strings.HasPrefix(l, "the sender: trafgen's core is full") {
+	if l := ppsLimit(r.Variants[0].Summary); !strings.HasPrefix(l, "the sender: the generator's core is full") {
 		t.Errorf("kernel limit: %q", l)
 	}
-	if l := ppsLimit(r.Variants[1].Summary); !strings.Contains(l, "50% of what trafgen offered was lost (n1.port.pod.xsk_rx_ring_full") {
+	if l := ppsLimit(r.Variants[1].Summary); !strings.Contains(l, "50% of what the generator offered was lost (n1.port.pod.xsk_rx_ring_full") {
 		t.Errorf("ringnet limit: %q", l)
 	}
 }
