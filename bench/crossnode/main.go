@@ -56,6 +56,7 @@ import (
 	"github.com/ringnet/ringnet/bench/internal/child"
 	"github.com/ringnet/ringnet/bench/internal/cpustat"
 	"github.com/ringnet/ringnet/bench/internal/program"
+	"github.com/ringnet/ringnet/bench/internal/trafgen"
 	"github.com/ringnet/ringnet/internal/ringnode"
 	"github.com/ringnet/ringnet/internal/topo"
 )
@@ -72,8 +73,7 @@ type options struct {
 	JSON     string
 	Markdown string
 	Command  string // how the run was invoked, for the reports
-	// Generator sends the 64-byte load: "xdpgen" (bench/xdpgen, AF_XDP) or
-	// "trafgen".
+	// Generator sends the 64-byte load: trafgen.GenXDP or GenTrafgen.
 	Generator string
 
 	bins ringnode.Binaries // prebuilt (the tests'); built by bench if empty
@@ -99,16 +99,17 @@ func parseFlags(args []string) (options, error) {
 	lf := program.AddLoadFlags(fs, 3, "rounds per variant (interleaved a,b,c,d,e,f,a,b,...)", 5*time.Second, "64-byte UDP measurement window (also sockperf's duration)", "round")
 	tcpTime := fs.Duration("tcp-time", 4*time.Second, "iperf3 duration")
 	list := fs.String("variants", "a,b,c,d,e,f", "comma-separated subset of a,b,c,d,e,f")
-	gen := fs.String("generator", "xdpgen", "what sends the 64-byte load: xdpgen (ringnet's AF_XDP generator, bench/xdpgen) or trafgen")
+	gen := trafgen.GeneratorFlag(fs)
 	daemonFlags := fs.String("ringnetd-flags", "", "more ringnetd flags for (c), (d) and (e), space-separated, e.g. \"--cpus 1\"")
 	if err := lf.Parse(args, map[string]string{"tcp-time": "1s"}); err != nil {
 		return options{}, err
 	}
 	o := options{Runs: *lf.Runs, Window: *lf.Window, Warmup: *lf.Warmup, TCPTime: *tcpTime, Quiet: *lf.Quiet, JSON: *lf.JSON, Markdown: *lf.Markdown,
 		Ringnetd: strings.Fields(*daemonFlags), Command: program.Command("./bench/crossnode", args), Generator: *gen}
+	if err := trafgen.CheckGenerator(o.Generator); err != nil {
+		return o, err
+	}
 	switch {
-	case o.Generator != "xdpgen" && o.Generator != "trafgen":
-		return o, fmt.Errorf("--generator %q: want xdpgen or trafgen", o.Generator)
 	case o.Window%time.Second != 0:
 		return o, errors.New("--window must be whole seconds (sockperf runs for it)")
 	case o.TCPTime < time.Second || o.TCPTime%time.Second != 0:
@@ -150,7 +151,7 @@ func bench(ctx context.Context, o options, logw io.Writer) (rep *Report, err err
 			return nil, err
 		}
 	}
-	if o.Generator == "xdpgen" {
+	if o.Generator == trafgen.GenXDP {
 		e.xdpgen = filepath.Join(dir, "bin", "xdpgen")
 		if out, err := exec.CommandContext(ctx, "go", "build", "-o", e.xdpgen, "github.com/ringnet/ringnet/bench/xdpgen").CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("build xdpgen: %w\n%s", err, out)

@@ -83,14 +83,6 @@ type Summary struct {
 	LeftOut int `json:"left_out_runs"`
 }
 
-// generator says what sends the 64-byte load, for the method.
-func generator(name string) string {
-	if name == "xdpgen" {
-		return "ringnet's own generator bench/xdpgen in the sender pod (`taskset -c 0 xdpgen --dev eth0`: an AF_XDP socket on its eth0 in copy mode, batches of 64, no per-frame system call; about 1.3x trafgen's rate from one core),"
-	}
-	return "trafgen in the sender pod (`taskset -c 0 trafgen --cpus 1`, one worker on CPU 0; it aborts when its send buffer is momentarily full, and such a measurement is taken again with a fresh trafgen, at most 3 times),"
-}
-
 func newReport(o options) *Report {
 	r := &Report{Meta: Meta{
 		Meta:           program.NewMeta(o.Command, o.Runs),
@@ -101,7 +93,7 @@ func newReport(o options) *Report {
 		Frame:          fmt.Sprintf("%d bytes + FCS: Ethernet, IPv4, UDP sender pod:40000 -> receiver pod:%d, 18 bytes payload", trafgen.FrameLen, sinkPort),
 		Method: []string{
 			"Topology per variant: an underlay bridge in the root namespace, nodes n1 (192.168.50.1) and n2 (192.168.50.2) as namespaces with a veth uplink each, pod CIDRs 10.244.1.0/24 and 10.244.2.0/24, a sender pod on n1 and a receiver pod on n2. Kernel nodes' uplinks have tx checksumming off (`ethtool -K uplink0 tx off`): the veth stands in for a NIC, which would complete the checksums the kernel leaves to it. ringnet pods are made by the CNI plugin through libcni (tx checksum/TSO/GSO off in the pod, MTU sized for the tunnel); kernel pods hang off a bridge with offloads on.",
-			"64-byte UDP: " + generator(o.Generator) + " one 60-byte frame (64 on the wire) repeated, to the gateway MAC the sender pod resolved; figure: the receiver pod's eth0 rx_packets over the window (a UDP socket is bound to the port and never read). Offered: the sender's eth0 tx_packets + tx_dropped; loss = 1 - rx/offered.",
+			"64-byte UDP: " + trafgen.Method(o.Generator, "the sender pod") + ", one 60-byte frame (64 on the wire) repeated, to the gateway MAC the sender pod resolved; figure: the receiver pod's eth0 rx_packets over the window (a UDP socket is bound to the port and never read). Offered: the sender's eth0 tx_packets + tx_dropped; loss = 1 - rx/offered.",
 			"Path proof, each round: n2's uplink must have received at least 90% of the delivered frames, at the variant's size on the wire (60 bytes routed, 80 IPIP, 110 VXLAN, ±2; with ringnetd's XDP program on the uplink the veth counts bytes without the 14-byte Ethernet header, which the benchmark adds back); (a)/(b) n2's Ip ForwDatagrams, (b) n2's flannel.1 rx_packets, (c)–(e) ringnetd's to_peer on n1 and from_peer on n2 (SIGUSR1 counters) must each count at least 90% of them too.",
 			"Before each round the benchmark waits (up to --quiet-wait) until other work keeps the machine at most 10% busy, and records what it found (background_busy_percent). It also counts the CPU time that processes outside its own namespaces (and their children) take during each round (other_work_cpu_percent). A round that began on a busier machine (the wait ran out), or during which other work took more than 10% of a core, is marked disturbed and left out of the medians and ranges, unless every round of the variant was; the JSON keeps it.",
 			"Losses: ringnetd's drop reasons and its sockets' xsk_* drop counters (xsk_rx_ring_full: the socket's RX ring was full; xsk_rx_dropped: no free frame in the fill ring), and for the kernel variants n2's uplink rx_dropped, over the load and over the TCP run (median count per round).",

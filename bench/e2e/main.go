@@ -36,6 +36,7 @@ import (
 	"github.com/ringnet/ringnet/bench/internal/child"
 	"github.com/ringnet/ringnet/bench/internal/counters"
 	"github.com/ringnet/ringnet/bench/internal/program"
+	"github.com/ringnet/ringnet/bench/internal/trafgen"
 )
 
 // options are the benchmark's settings; flags fill them.
@@ -48,8 +49,7 @@ type options struct {
 	JSON     string
 	Markdown string
 	Command  string // how the run was invoked, for the reports
-	// Generator sends pod A's frames: "xdpgen" (bench/xdpgen, AF_XDP) or
-	// "trafgen".
+	// Generator sends pod A's frames: trafgen.GenXDP or GenTrafgen.
 	Generator string
 }
 
@@ -75,7 +75,7 @@ func parseFlags(args []string) (options, error) {
 	lat := fs.Bool("latency", true, "run sockperf ping-pong for a, c and d")
 	jsonPath := fs.String("json", "", "write every raw and summarised figure as JSON to `FILE`")
 	mdPath := fs.String("markdown", "", "write a docs/benchmarks.md section to `FILE`")
-	gen := fs.String("generator", "xdpgen", "what sends pod A's frames: xdpgen (ringnet's AF_XDP generator, bench/xdpgen) or trafgen")
+	gen := trafgen.GeneratorFlag(fs)
 	quick := fs.Bool("quick", false, "smoke run: 1 round, 2s window, 0.5s warm-up (unless given explicitly)")
 	if err := program.Parse(fs, args); err != nil {
 		return options{}, err
@@ -87,8 +87,8 @@ func parseFlags(args []string) (options, error) {
 	}
 	o := options{Runs: *runs, Window: *window, Warmup: *warmup, Latency: *lat, JSON: *jsonPath, Markdown: *mdPath,
 		Command: program.Command("./bench/e2e", args), Generator: *gen}
-	if o.Generator != "xdpgen" && o.Generator != "trafgen" {
-		return o, fmt.Errorf("--generator %q: want xdpgen or trafgen", o.Generator)
+	if err := trafgen.CheckGenerator(o.Generator); err != nil {
+		return o, err
 	}
 	if o.Runs < 1 {
 		return o, fmt.Errorf("--runs must be at least 1")
@@ -226,17 +226,6 @@ func (t *topo) round(ctx context.Context, v variant, o options) *RunResult {
 	return res
 }
 
-// traffic says how pod A sends, for the method.
-func traffic(generator string) string {
-	const frame = "one 60-byte frame (64 on the wire) repeated: IPv4/UDP to pod B, correct IPv4 header checksum, UDP checksum 0."
-	if generator == "xdpgen" {
-		return "Traffic: ringnet's own generator bench/xdpgen in pod A (`taskset -c 0 xdpgen --dev eth0`: an AF_XDP socket on pod A's eth0 in copy mode, batches of 64, no per-frame system call), " + frame +
-			" It sends about 1.3x what trafgen (PF_PACKET TX ring, one worker) does from one core; `--generator trafgen` measures with trafgen."
-	}
-	return "Traffic: trafgen in pod A (`taskset -c 0 trafgen --cpus 1`, one worker on CPU 0), " + frame +
-		" trafgen aborts when its send buffer is momentarily full (\"Flushing TX_RING failed\"); such a measurement is thrown away and taken again with a fresh trafgen (at most 3 times; counted as trafgen_restarts in the JSON)."
-}
-
 func meta(o options) Meta {
 	m := Meta{
 		Meta:          program.NewMeta(o.Command, o.Runs),
@@ -245,7 +234,7 @@ func meta(o options) Meta {
 		Frame:         flow.String(),
 		Method: []string{
 			"One node namespace and two pod namespaces; each pod's veth is made by `ringnet pod add` (tx checksum/TSO/GSO off in the pod, /32 address, default route via 169.254.1.1).",
-			traffic(o.Generator),
+			"Traffic: " + trafgen.Method(o.Generator, "pod A") + ", one 60-byte frame (64 on the wire) repeated: IPv4/UDP to pod B, correct IPv4 header checksum, UDP checksum 0.",
 			"Figure: pod B eth0 rx_packets (netlink IFLA_STATS64, the counter behind /sys/class/net/eth0/statistics/rx_packets) over the window. A UDP socket in pod B is bound to the destination port and never read: the kernel drops datagrams at the full socket buffer instead of answering ICMP port unreachable.",
 			"Offered: pod A eth0 tx_packets + tx_dropped over the same window; loss is 1 - rx/offered: near zero, pod B got everything the generator could send, so the sender (CPU 0: the generator plus the host end's receive path), not the forwarding, set the rate. CPU busy: /proc/stat over the window. CPU ns per packet: the busy time of all CPUs (trafgen, forwarding and pod B's stack together) divided by the packets pod B received.",
 			"Each round checks the variant carried the traffic: (a) ip_forward=1 and Ip ForwDatagrams, (b) asaviefwd's own count, (c)/(d) ip_forward=0, no kernel route to the pods but through ringnetd's own slow-path TAP, ringnetd's `reason forwarded` (SIGUSR1); each must be at least 90% of what pod B received.",

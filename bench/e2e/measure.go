@@ -14,7 +14,7 @@ import (
 func (t *topo) throughput(ctx context.Context, generator string, podB0 uint64, warmup, window time.Duration) (trafgen.Throughput, error) {
 	l := trafgen.Load{Procs: &t.procs, NS: t.podA, Conf: t.trafgenConf, CPU: 0, Ifname: "eth0",
 		Sender: t.podANL, Receiver: t.podBN, Log: t.logw}
-	if generator == "xdpgen" {
+	if generator == trafgen.GenXDP {
 		l.XDPGen = &trafgen.XDPGen{Bin: t.bin.xdpgen, Frame: t.frameFile}
 	}
 	return l.Measure(ctx, podB0, warmup, window)
