@@ -107,7 +107,8 @@ type Port struct {
 	uplink   *UplinkSpec   // non-nil for the node's uplink (AddUplink)
 	mtu      int           // the uplink's MTU
 	socks    []*xsk.Socket // by worker; each used only by that worker
-	prog     *xdp.Program
+	prog     *xdp.Program  // the uplink's own program; nil for a pod port
+	dev      *xdp.Device   // a pod port's slot in a shared port program
 	link     *xdp.Attachment
 	counters []portCounters // by worker
 }
@@ -156,6 +157,8 @@ type Dataplane struct {
 	wakeMu sync.RWMutex
 
 	watch func(PortSpec, bool) // guarded by mu; see WatchPorts
+
+	portProgs []*xdp.SharedProgram // guarded by mu: the port programs pod ports share (portDevice)
 
 	mu      sync.Mutex // serialises the control plane: AddPort, RemovePort, Close
 	gen     uint64     // guarded by mu

@@ -33,11 +33,10 @@ func (d *Dataplane) AddPort(spec PortSpec) (_ *Port, err error) {
 		return nil, fmt.Errorf("port %s: %w", spec.Ifname, err)
 	}
 	p := &Port{Spec: spec}
-	prog, err := xdp.NewProgram(xdp.ProgramOptions{Queues: d.cfg.Workers, Fallback: xdp.Drop})
-	if err != nil {
+	if p.dev, err = d.portDevice(ifi.Index); err != nil {
 		return nil, fmt.Errorf("port %s: %w", spec.Ifname, err)
 	}
-	if err := d.attach(p, ifi, prog); err != nil {
+	if err := d.attach(p, ifi); err != nil {
 		return nil, err
 	}
 	// Return only once every worker forwards for the port. If a worker is
@@ -49,11 +48,32 @@ func (d *Dataplane) AddPort(spec PortSpec) (_ *Port, err error) {
 	return p, nil
 }
 
+// portsPerProgram is how many pod ports share one port program. The
+// first port of a program pays for the kernel's XDP dispatcher update (an
+// RCU grace period); the others attach at the cost of a link.
+const portsPerProgram = 256
+
+// portDevice gives device ifindex a slot in a shared port program, and
+// loads another program when every one is full. Caller holds d.mu.
+func (d *Dataplane) portDevice(ifindex int) (*xdp.Device, error) {
+	for _, sp := range d.portProgs {
+		if dev, err := sp.AddDevice(ifindex); !errors.Is(err, xdp.ErrFull) {
+			return dev, err
+		}
+	}
+	sp, err := xdp.NewSharedProgram(xdp.SharedOptions{Devices: portsPerProgram, Queues: d.cfg.Workers, Fallback: xdp.Drop})
+	if err != nil {
+		return nil, err
+	}
+	d.portProgs = append(d.portProgs, sp)
+	return sp.AddDevice(ifindex)
+}
+
 // attach opens p's sockets on device ifi, one per worker, registers them
-// with prog, attaches prog and publishes the port. Caller holds d.mu. On
-// failure nothing stays attached and prog is closed.
-func (d *Dataplane) attach(p *Port, ifi *net.Interface, prog *xdp.Program) (err error) {
-	p.prog = prog
+// with p's program (its own, p.prog, or its slot in a shared one, p.dev),
+// attaches the program and publishes the port. Caller holds d.mu. On
+// failure nothing stays attached and p's program or slot is closed.
+func (d *Dataplane) attach(p *Port, ifi *net.Interface) (err error) {
 	name := ifi.Name
 	defer func() {
 		if err != nil {
@@ -66,11 +86,21 @@ func (d *Dataplane) attach(p *Port, ifi *net.Interface, prog *xdp.Program) (err 
 			return fmt.Errorf("port %s: %w (the device needs %d queues, one per worker)", name, err, d.cfg.Workers)
 		}
 		p.socks = append(p.socks, s)
-		if err := p.prog.Register(q, s.FD()); err != nil {
+		if p.dev != nil {
+			err = p.dev.Register(q, s.FD())
+		} else {
+			err = p.prog.Register(q, s.FD())
+		}
+		if err != nil {
 			return fmt.Errorf("port %s: %w", name, err)
 		}
 	}
-	if p.link, err = p.prog.Attach(ifi.Index, d.cfg.XDPMode); err != nil {
+	if p.dev != nil {
+		p.link, err = p.dev.Attach(d.cfg.XDPMode)
+	} else {
+		p.link, err = p.prog.Attach(ifi.Index, d.cfg.XDPMode)
+	}
+	if err != nil {
 		return fmt.Errorf("port %s: %w", name, err)
 	}
 	return d.addPort(p)
@@ -111,7 +141,7 @@ func (d *Dataplane) AddUplink(spec UplinkSpec) (_ *Port, err error) {
 		return nil, fmt.Errorf("uplink %s: not an Ethernet device", spec.Ifname)
 	}
 	p := &Port{Spec: PortSpec{Ifname: spec.Ifname, MAC: ifi.HardwareAddr}, uplink: &spec, mtu: ifi.MTU}
-	prog, err := xdp.NewUplinkProgram(xdp.UplinkOptions{
+	p.prog, err = xdp.NewUplinkProgram(xdp.UplinkOptions{
 		Queues: d.cfg.Workers, MAC: [6]byte(ifi.HardwareAddr), NodeIPv4: spec.Address.As4(),
 		VXLANPort: spec.VXLANPort, IPIP: true,
 		PortRanges: []xdp.PortRange{spec.NodePorts, d.cfg.NATPorts},
@@ -119,11 +149,11 @@ func (d *Dataplane) AddUplink(spec UplinkSpec) (_ *Port, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("uplink %s: %w", spec.Ifname, err)
 	}
-	if err := prog.SetLocalPrefixes(spec.LocalPrefixes); err != nil {
-		prog.Close()
+	if err := p.prog.SetLocalPrefixes(spec.LocalPrefixes); err != nil {
+		p.prog.Close()
 		return nil, fmt.Errorf("uplink %s: %w", spec.Ifname, err)
 	}
-	if err := d.attach(p, ifi, prog); err != nil {
+	if err := d.attach(p, ifi); err != nil {
 		return nil, err
 	}
 	if err := d.publishUnderlay(d.routes); err != nil {
@@ -213,6 +243,9 @@ func (p *Port) close() error {
 	if p.link != nil {
 		errs = append(errs, p.link.Close())
 	}
+	if p.dev != nil {
+		errs = append(errs, p.dev.Close())
+	}
 	if p.prog != nil {
 		errs = append(errs, p.prog.Close())
 	}
@@ -275,6 +308,10 @@ func (d *Dataplane) Close() error {
 			errs = append(errs, p.close())
 		}
 	}
+	for _, sp := range d.portProgs {
+		errs = append(errs, sp.Close())
+	}
+	d.portProgs = nil
 	d.closeWake()
 	return errors.Join(errs...)
 }

@@ -49,11 +49,15 @@ type Attachment struct {
 // XDP program, and with [ErrModeNotSupported] if the driver cannot run XDP
 // natively.
 func (p *Program) Attach(ifindex int, mode Mode) (*Attachment, error) {
+	return attach(p.prog, ifindex, mode)
+}
+
+func attach(prog *ebpf.Program, ifindex int, mode Mode) (*Attachment, error) {
 	if mode != ModeNative && mode != ModeGeneric {
 		return nil, fmt.Errorf("attach xdp to ifindex %d: %v is not a mode: want native or generic", ifindex, mode)
 	}
 	l, err := link.AttachXDP(link.XDPOptions{
-		Program:   p.prog,
+		Program:   prog,
 		Interface: ifindex,
 		Flags:     link.XDPAttachFlags(mode),
 	})

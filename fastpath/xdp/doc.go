@@ -1,9 +1,10 @@
 // Package xdp holds the two XDP programs that feed ringnet's fast path, and
 // attaches them:
 //
-//   - The port program ([NewProgram]) sits on a pod's host-side veth. Every
+//   - The port program ([NewProgram] for one device, [NewSharedProgram] for
+//     every pod port of a node) sits on a pod's host-side veth. Every
 //     frame that arrives there is the pod's, so it redirects every frame
-//     into the AF_XDP socket that serves the frame's RX queue.
+//     into the AF_XDP socket that serves the frame's device and RX queue.
 //   - The uplink program ([NewUplinkProgram]) sits on the node's uplink,
 //     which the node's own networking shares. It redirects only ringnet's
 //     traffic (tunnels to the node, NodePorts and NAT replies on the node's
@@ -12,9 +13,10 @@
 //     ARP and ND for the node's addresses work as if ringnet were not
 //     there.
 //
-// Both are a [Program]: Register, Unregister, Run, Attach and Close work the
-// same on either. Both are written in Go with cilium/ebpf's asm package;
-// there is no C and no generated object.
+// A [Program] serves one device: Register, Unregister, Run, Attach and
+// Close work the same for a port's and the uplink's. A [SharedProgram]
+// serves many ports, each through a [Device] slot. All are written in Go
+// with cilium/ebpf's asm package; there is no C and no generated object.
 //
 // # The port program
 //
@@ -39,16 +41,41 @@
 // fallback is part of the program, so changing it means loading a new one.
 // The uplink program's fallback is always Pass.
 //
-// # One program and one map per device
+// # The shared port program
 //
-// Every port, and the uplink, gets its own [Program] and so its own maps.
-// Keys are queue numbers, which repeat on every device, and a socket in
-// another device's map would receive nothing (the kernel drops frames
-// redirected to a socket bound to a different device or queue). Separate
-// maps also mean a port is set up and torn down without touching any other
-// port. The port program is six BPF instructions, with a map of one slot
-// per queue.
+// Pod ports do not each load a program: they share a [SharedProgram],
+// which ringnet's dataplane loads once for up to 256 ports. It keys its
+// XSKMAP by slot*queues + queue and finds a device's slot by the frame's
+// ingress ifindex in a hash map:
 //
+//	base = lookup(&devs, ctx->ingress_ifindex)
+//	if !base || ctx->rx_queue_index >= queues     return fallback
+//	return bpf_redirect_map(&xsks, *base + ctx->rx_queue_index, fallback)
+//
+// Sixteen instructions and one hash lookup per frame, against one program
+// per port, because of what attaching costs. The kernel's XDP dispatcher
+// is a trampoline that direct-calls the programs attached anywhere
+// (instead of an indirect call, which retpolines make slow); when the set
+// of distinct attached programs changes it rebuilds the trampoline and
+// waits out an RCU grace period (bpf_dispatcher_change_prog), under the
+// RTNL lock, in native and generic mode alike. With a program per port,
+// every pod ADD and DEL paid that wait: 7 to 14 ms on a 2-core VM, most
+// of a CNI ADD (docs/cni.md). Attaching a program already attached
+// elsewhere only counts one more user: about 40 µs. Only the first port
+// of a shared program pays the grace period, and its last, on detach.
+//
+// A slot ([SharedProgram.AddDevice]) is filled before the device is
+// attached and emptied ([Device.Close]) after it is detached. Keys are
+// bounded per slot, so a device with more RX queues than the program
+// cannot reach the next slot's sockets; a slot is cleared before it is
+// handed out again. The kernel drops a frame redirected to a socket bound
+// to another device or queue, so even a wrong map entry could not deliver
+// one pod's frames to another pod's socket.
+//
+// The uplink keeps a [Program] of its own: its rules are the node's, not
+// a pod's. A single-device [Program] (NewProgram) is also what tools and
+// tests that hook one device use; its XSKMAP is keyed by queue alone.
+
 // # The uplink program
 //
 // The uplink program reads the Ethernet header and the fixed IPv4 or IPv6
@@ -187,7 +214,10 @@
 //
 // The usual order is NewProgram (or NewUplinkProgram and
 // SetLocalPrefixes), bind sockets, Register each, Attach; and on the way
-// down Attachment.Close, close the sockets, Program.Close.
+// down Attachment.Close, close the sockets, Program.Close. With a shared
+// program: AddDevice, bind sockets, Device.Register each, Device.Attach;
+// and on the way down Attachment.Close, Device.Close, close the sockets;
+// SharedProgram.Close once no device uses it.
 //
 // # Namespaces and concurrency
 //

@@ -179,8 +179,10 @@ func (p *Program) Fallback() Action { return p.fallback }
 
 // ID returns the kernel's id for the program, as netlink (IFLA_XDP_PROG_ID),
 // bpftool and [Query] report it.
-func (p *Program) ID() (uint32, error) {
-	info, err := p.prog.Info()
+func (p *Program) ID() (uint32, error) { return progID(p.prog) }
+
+func progID(prog *ebpf.Program) (uint32, error) {
+	info, err := prog.Info()
 	if err != nil {
 		return 0, fmt.Errorf("xdp program info: %w", err)
 	}
@@ -203,10 +205,15 @@ func (p *Program) Register(queue int, xskFD int) error {
 	if err := p.checkQueue(queue); err != nil {
 		return fmt.Errorf("register xsk fd %d: %w", xskFD, err)
 	}
+	return registerXSK(p.xsks, uint32(queue), queue, xskFD)
+}
+
+// registerXSK puts socket xskFD into XSKMAP m at key, for queue.
+func registerXSK(m *ebpf.Map, key uint32, queue int, xskFD int) error {
 	if xskFD < 0 {
 		return fmt.Errorf("register xsk at queue %d: invalid fd %d", queue, xskFD)
 	}
-	if err := p.xsks.Update(uint32(queue), uint32(xskFD), ebpf.UpdateAny); err != nil {
+	if err := m.Update(key, uint32(xskFD), ebpf.UpdateAny); err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) {
 			return fmt.Errorf("register xsk fd %d at queue %d: not an AF_XDP socket: %w", xskFD, queue, err)
 		}
@@ -244,6 +251,10 @@ func (p *Program) checkQueue(queue int) error {
 // 0 (no device) queue must be 0. frame must hold at least an Ethernet header
 // (14 bytes).
 func (p *Program) Run(frame []byte, queue int, ifindex int) (Action, error) {
+	return run(p.prog, frame, queue, ifindex)
+}
+
+func run(prog *ebpf.Program, frame []byte, queue int, ifindex int) (Action, error) {
 	switch {
 	case len(frame) < 14:
 		return 0, fmt.Errorf("run xdp program: frame of %d bytes is shorter than an ethernet header", len(frame))
@@ -257,7 +268,7 @@ func (p *Program) Run(frame []byte, queue int, ifindex int) (Action, error) {
 		IngressIfindex: uint32(ifindex),
 		RxQueueIndex:   uint32(queue),
 	}
-	ret, err := p.prog.Run(&ebpf.RunOptions{Data: frame, Context: ctx})
+	ret, err := prog.Run(&ebpf.RunOptions{Data: frame, Context: ctx})
 	switch {
 	case errors.Is(err, unix.ENODEV):
 		return 0, fmt.Errorf("run xdp program: no device with ifindex %d in this network namespace: %w", ifindex, err)

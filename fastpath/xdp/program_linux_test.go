@@ -95,9 +95,14 @@ func newTestProgram(t *testing.T, opts ProgramOptions) *Program {
 	return p
 }
 
+// runner is a Program or a SharedProgram.
+type runner interface {
+	Run(frame []byte, queue int, ifindex int) (Action, error)
+}
+
 // runAll runs p on every frame at each queue of dev, inside ns, and returns
 // "frame/queue" -> verdict.
-func runAll(t *testing.T, ns *testNS, p *Program, dev netlink.Link, queues ...int) map[string]Action {
+func runAll(t *testing.T, ns *testNS, p runner, dev netlink.Link, queues ...int) map[string]Action {
 	t.Helper()
 	got := make(map[string]Action)
 	err := ns.Do(func() error {
