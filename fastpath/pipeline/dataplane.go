@@ -159,6 +159,8 @@ type Dataplane struct {
 	watch func(PortSpec, bool) // guarded by mu; see WatchPorts
 
 	portProgs []*xdp.SharedProgram // guarded by mu: the port programs pod ports share (portDevice)
+	umems     *umemPool            // guarded by mu: UMEMs mapped ahead for pod ports; made by the first AddPort
+	switched  chan struct{}        // cap 1: a worker switched to a new port set (Worker.seen); quiesce waits on it
 
 	mu      sync.Mutex // serialises the control plane: AddPort, RemovePort, Close
 	gen     uint64     // guarded by mu
@@ -191,7 +193,7 @@ func New(cfg Config) (*Dataplane, error) {
 	if err := cfg.XSK.Validate(); err != nil {
 		return nil, fmt.Errorf("dataplane: %w", err)
 	}
-	d := &Dataplane{cfg: cfg, epoch: time.Now()}
+	d := &Dataplane{cfg: cfg, epoch: time.Now(), switched: make(chan struct{}, 1)}
 	d.pending.Store(cfg.PolicyRequired)
 	d.ports.Store(&portSet{})
 	eps, _ := endpoint.New(0, nil)
@@ -358,12 +360,21 @@ func (d *Dataplane) quiesce(gen uint64) error {
 	}
 	d.wakeWorkers()
 	deadline := time.Now().Add(5*time.Second + 2*d.cfg.IdleTimeout)
+	// A worker stores seen, then signals switched; this loop takes the
+	// signal, then loads seen: no switch goes unnoticed. The timer only
+	// bounds a wait whose signal a worker of an older switch consumed.
+	t := time.NewTimer(time.Millisecond)
+	defer t.Stop()
 	for _, w := range d.workers {
 		for w.seen.Load() < gen && !d.stop.Load() {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("dataplane: worker %d did not switch to port set %d within 5s", w.id, gen)
 			}
-			time.Sleep(time.Millisecond)
+			t.Reset(time.Millisecond)
+			select {
+			case <-d.switched:
+			case <-t.C:
+			}
 		}
 	}
 	return nil

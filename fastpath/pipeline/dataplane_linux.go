@@ -33,9 +33,14 @@ func (d *Dataplane) AddPort(spec PortSpec) (_ *Port, err error) {
 		return nil, fmt.Errorf("port %s: %w", spec.Ifname, err)
 	}
 	p := &Port{Spec: spec}
+	if d.umems == nil {
+		// From the second pod port on, sockets find their UMEMs mapped.
+		d.umems = newUMEMPool(d.cfg.XSK, d.cfg.Workers)
+	}
 	if p.dev, err = d.portDevice(ifi.Index); err != nil {
 		return nil, fmt.Errorf("port %s: %w", spec.Ifname, err)
 	}
+	defer d.umems.refill()
 	if err := d.attach(p, ifi); err != nil {
 		return nil, err
 	}
@@ -81,7 +86,11 @@ func (d *Dataplane) attach(p *Port, ifi *net.Interface) (err error) {
 		}
 	}()
 	for q := range d.cfg.Workers {
-		s, err := openRetry(name, q, d.cfg.XSK)
+		var umem []byte
+		if p.uplink == nil && d.umems != nil {
+			umem = d.umems.get()
+		}
+		s, err := openRetry(name, q, d.cfg.XSK, umem)
 		if err != nil {
 			return fmt.Errorf("port %s: %w (the device needs %d queues, one per worker)", name, err, d.cfg.Workers)
 		}
@@ -204,13 +213,15 @@ func (d *Dataplane) RemoveUplink() error {
 // openRetry opens a socket, waiting up to busyWait while the queue is still
 // held by a socket being released: after a crash the kernel frees the old
 // process's sockets asynchronously, a moment after its XDP program is gone.
-func openRetry(ifname string, queue int, cfg xsk.Config) (*xsk.Socket, error) {
+// umem, if not nil, is a UMEM mapped ahead (umemPool) for the first try.
+func openRetry(ifname string, queue int, cfg xsk.Config, umem []byte) (*xsk.Socket, error) {
 	deadline := time.Now().Add(busyWait)
 	for {
-		s, err := xsk.Open(ifname, queue, cfg)
+		s, err := xsk.OpenUMEM(ifname, queue, cfg, umem)
 		if err == nil || !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
 			return s, err
 		}
+		umem = nil // the failed try unmapped it
 		time.Sleep(20 * time.Millisecond)
 	}
 }
@@ -312,6 +323,10 @@ func (d *Dataplane) Close() error {
 		errs = append(errs, sp.Close())
 	}
 	d.portProgs = nil
+	if d.umems != nil {
+		d.umems.close()
+		d.umems = nil
+	}
 	d.closeWake()
 	return errors.Join(errs...)
 }

@@ -105,6 +105,10 @@ func (w *Worker) switchTo(ps *portSet) {
 	}
 	w.touched = make([]uint16, 0, n)
 	w.seen.Store(ps.gen)
+	select {
+	case w.dp.switched <- struct{}{}:
+	default: // a signal is pending already
+	}
 }
 
 // step makes one pass over this worker's sockets: complete, receive a
