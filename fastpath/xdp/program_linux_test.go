@@ -83,16 +83,25 @@ var testFrames = []struct {
 
 func newTestProgram(t *testing.T, opts ProgramOptions) *Program {
 	t.Helper()
-	p, err := NewProgram(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Error(err)
+	return closedAtEnd[*Program](t)(NewProgram(opts))
+}
+
+// closedAtEnd returns a function that fails t on err and otherwise closes
+// p when the test ends: closedAtEnd[*T](t)(NewT(...)).
+func closedAtEnd[P interface{ Close() error }](t testing.TB) func(P, error) P {
+	t.Helper()
+	return func(p P, err error) P {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
-	return p
+		t.Cleanup(func() {
+			if err := p.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+		return p
+	}
 }
 
 // runner is a Program or a SharedProgram.

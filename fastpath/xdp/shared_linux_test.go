@@ -10,16 +10,7 @@ import (
 
 func newTestShared(t *testing.T, opts SharedOptions) *SharedProgram {
 	t.Helper()
-	p, err := NewSharedProgram(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return p
+	return closedAtEnd[*SharedProgram](t)(NewSharedProgram(opts))
 }
 
 func openIn(t *testing.T, ns *testNS, dev netlink.Link, queue int) *testXSK {

@@ -469,16 +469,7 @@ func uplinkModel(o UplinkOptions, local []netip.Prefix, frame []byte) Action {
 
 func newTestUplink(t testing.TB, opts UplinkOptions) *Program {
 	t.Helper()
-	p, err := NewUplinkProgram(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return p
+	return closedAtEnd[*Program](t)(NewUplinkProgram(opts))
 }
 
 // runFrames runs p on each frame at queue of device ifindex, inside ns.
