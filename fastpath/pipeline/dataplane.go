@@ -360,9 +360,10 @@ func (d *Dataplane) quiesce(gen uint64) error {
 	}
 	d.wakeWorkers()
 	deadline := time.Now().Add(5*time.Second + 2*d.cfg.IdleTimeout)
-	// A worker stores seen, then signals switched; this loop takes the
-	// signal, then loads seen: no switch goes unnoticed. The timer only
-	// bounds a wait whose signal a worker of an older switch consumed.
+	// A worker stores seen, then signals switched (or finds a signal
+	// pending); this loop takes a signal, then loads seen. So no switch
+	// goes unnoticed, and a stale signal only costs one more look. The
+	// timer is a safety net, not needed for that.
 	t := time.NewTimer(time.Millisecond)
 	defer t.Stop()
 	for _, w := range d.workers {

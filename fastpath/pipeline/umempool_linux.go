@@ -9,8 +9,8 @@ import (
 // umemPool keeps UMEMs mapped and faulted in ahead of the next pod port,
 // one per worker: mapping a socket's UMEM (8 MiB by default) is most of
 // what opening the socket costs, about 2.7 ms on a 2-core VM, and a pod's
-// CNI ADD waits for its sockets. A goroutine maps replacements as ports
-// take them. The price is one port's worth of UMEM mapped while no port
+// CNI ADD waits for its sockets. A goroutine maps replacements once the
+// port that took them forwards (refill). The price is one port's worth of UMEM mapped while no port
 // uses it. A port that finds the pool empty (ADDs faster than the refill)
 // maps its own, as without the pool. The mapping faults the UMEM in a
 // piece at a time (xsk.MapUMEM), so it never holds the process's mmap
