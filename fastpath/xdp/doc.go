@@ -52,7 +52,7 @@
 //	if !base || ctx->rx_queue_index >= queues     return fallback
 //	return bpf_redirect_map(&xsks, *base + ctx->rx_queue_index, fallback)
 //
-// Sixteen instructions and one hash lookup per frame, against one program
+// Twenty BPF instructions and one hash lookup per frame, against one program
 // per port, because of what attaching costs. The kernel's XDP dispatcher
 // is a trampoline that direct-calls the programs attached anywhere
 // (instead of an indirect call, which retpolines make slow); when the set
