@@ -59,10 +59,11 @@
 // of distinct attached programs changes it rebuilds the trampoline and
 // waits out an RCU grace period (bpf_dispatcher_change_prog), under the
 // RTNL lock, in native and generic mode alike. With a program per port,
-// every pod ADD and DEL paid that wait: 7 to 14 ms on a 2-core VM, most
+// every pod ADD and DEL paid that wait: about 10 ms on a 2-core VM, most
 // of a CNI ADD (docs/cni.md). Attaching a program already attached
-// elsewhere only counts one more user: about 40 µs. Only the first port
-// of a shared program pays the grace period, and its last, on detach.
+// elsewhere only counts one more user: tens of microseconds
+// (BenchmarkAttach). Only the first port of a shared program pays the
+// grace period, and its last, on detach.
 //
 // A slot ([SharedProgram.AddDevice]) is filled before the device is
 // attached and emptied ([Device.Close]) after it is detached. Keys are

@@ -70,6 +70,14 @@ type ProgramOptions struct {
 	AbortOnMiss bool
 }
 
+// check checks the queue count and returns the fallback verdict.
+func (o ProgramOptions) check() (Action, error) {
+	if o.Queues < 1 || o.Queues > MaxQueues {
+		return 0, fmt.Errorf("queues %d out of range [1, %d]", o.Queues, MaxQueues)
+	}
+	return o.fallback()
+}
+
 // fallback returns the verdict the options ask for, or an error.
 func (o ProgramOptions) fallback() (Action, error) {
 	if o.AbortOnMiss {
@@ -97,10 +105,7 @@ func (o ProgramOptions) fallback() (Action, error) {
 // returns when the map has no entry at the key (Linux 5.12 and later), so no
 // separate lookup is needed and a frame costs one map access.
 func newSpec(opts ProgramOptions) (*ebpf.CollectionSpec, error) {
-	if opts.Queues < 1 || opts.Queues > MaxQueues {
-		return nil, fmt.Errorf("queues %d out of range [1, %d]", opts.Queues, MaxQueues)
-	}
-	fallback, err := opts.fallback()
+	fallback, err := opts.check()
 	if err != nil {
 		return nil, err
 	}

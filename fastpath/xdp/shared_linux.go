@@ -45,17 +45,17 @@ type SharedOptions struct {
 // dispatcher, a trampoline that direct-calls the attached programs, is
 // rebuilt whenever the set of distinct attached programs changes, and
 // waits for the old one to go out of use (bpf_dispatcher_change_prog). On
-// a 2-core VM that was 7–14 ms of every pod ADD and DEL with one program
-// per port. See the package doc, "The shared port program".
+// a 2-core VM that was about 10 ms of every pod ADD and DEL with one
+// program per port (BenchmarkAttach). See the package doc, "The shared
+// port program".
 //
 // Its methods may be called from any goroutine; Close must not race with
 // them.
 type SharedProgram struct {
-	prog     *ebpf.Program
-	xsks     *ebpf.Map // key: slot*queues + queue
-	devs     *ebpf.Map // key: ifindex; value: slot*queues
-	queues   int
-	fallback Action
+	prog   *ebpf.Program
+	xsks   *ebpf.Map // key: slot*queues + queue
+	devs   *ebpf.Map // key: ifindex; value: slot*queues
+	queues int
 
 	mu    sync.Mutex
 	free  []int        // free slots, taken from the end
@@ -68,16 +68,12 @@ func NewSharedProgram(opts SharedOptions) (*SharedProgram, error) {
 	if opts.Devices < 1 || opts.Devices > MaxDevices {
 		return nil, fmt.Errorf("new shared xdp program: devices %d out of range [1, %d]", opts.Devices, MaxDevices)
 	}
-	po := ProgramOptions{Queues: opts.Queues, Fallback: opts.Fallback, AbortOnMiss: opts.AbortOnMiss}
-	if opts.Queues < 1 || opts.Queues > MaxQueues {
-		return nil, fmt.Errorf("new shared xdp program: queues %d out of range [1, %d]", opts.Queues, MaxQueues)
+	fallback, err := ProgramOptions{Queues: opts.Queues, Fallback: opts.Fallback, AbortOnMiss: opts.AbortOnMiss}.check()
+	if err != nil {
+		return nil, fmt.Errorf("new shared xdp program: %w", err)
 	}
 	if opts.Devices*opts.Queues > 1<<24 {
 		return nil, fmt.Errorf("new shared xdp program: %d devices of %d queues need more than 2^24 map entries", opts.Devices, opts.Queues)
-	}
-	fallback, err := po.fallback()
-	if err != nil {
-		return nil, fmt.Errorf("new shared xdp program: %w", err)
 	}
 	spec := &ebpf.CollectionSpec{
 		Maps: map[string]*ebpf.MapSpec{
@@ -111,12 +107,11 @@ func NewSharedProgram(opts SharedOptions) (*SharedProgram, error) {
 		return nil, fmt.Errorf("load shared xdp program: %w", err)
 	}
 	p := &SharedProgram{
-		prog:     coll.DetachProgram(SharedProgramName),
-		xsks:     coll.DetachMap(MapName),
-		devs:     coll.DetachMap(DevicesMapName),
-		queues:   opts.Queues,
-		fallback: fallback,
-		inUse:    map[int]bool{},
+		prog:   coll.DetachProgram(SharedProgramName),
+		xsks:   coll.DetachMap(MapName),
+		devs:   coll.DetachMap(DevicesMapName),
+		queues: opts.Queues,
+		inUse:  map[int]bool{},
 	}
 	coll.Close()
 	for s := opts.Devices - 1; s >= 0; s-- {
@@ -157,12 +152,6 @@ func sharedInstructions(queues int, fallback Action) asm.Instructions {
 	}
 }
 
-// Queues returns the number of queues per device.
-func (p *SharedProgram) Queues() int { return p.queues }
-
-// Fallback returns the verdict for frames with no socket.
-func (p *SharedProgram) Fallback() Action { return p.fallback }
-
 // Free returns how many more devices the program can take.
 func (p *SharedProgram) Free() int {
 	p.mu.Lock()
@@ -198,10 +187,8 @@ func (p *SharedProgram) AddDevice(ifindex int) (*Device, error) {
 	d := &Device{p: p, ifindex: ifindex, base: slot * p.queues}
 	// A slot given back had its sockets removed; clear it again all the
 	// same, so that no frame of this device can reach a stale socket.
-	for q := range p.queues {
-		if err := p.xsks.Delete(uint32(d.base + q)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return nil, fmt.Errorf("shared xdp program: clear slot %d: %w", slot, err)
-		}
+	if err := p.clearSlot(d.base); err != nil {
+		return nil, fmt.Errorf("shared xdp program: clear slot %d: %w", slot, err)
 	}
 	if err := p.devs.Update(uint32(ifindex), uint32(d.base), ebpf.UpdateAny); err != nil {
 		return nil, fmt.Errorf("shared xdp program: add ifindex %d: %w", ifindex, err)
@@ -210,9 +197,6 @@ func (p *SharedProgram) AddDevice(ifindex int) (*Device, error) {
 	p.inUse[ifindex] = true
 	return d, nil
 }
-
-// Ifindex returns the device's ifindex.
-func (d *Device) Ifindex() int { return d.ifindex }
 
 // Register puts the AF_XDP socket xskFD in the device's slot at queue, as
 // [Program.Register] does for a program of its own.
@@ -240,25 +224,31 @@ func (d *Device) Close() error {
 	if d.base < 0 {
 		return nil
 	}
-	var errs []error
-	if err := p.devs.Delete(uint32(d.ifindex)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		errs = append(errs, err)
+	err := p.devs.Delete(uint32(d.ifindex))
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		err = nil
 	}
-	for q := range p.queues {
-		if err := p.xsks.Delete(uint32(d.base + q)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
+	if err = errors.Join(err, p.clearSlot(d.base)); err != nil {
 		// Keep the slot out of use: what is left in the maps is unknown.
 		d.base = -1
 		delete(p.inUse, d.ifindex)
-		return fmt.Errorf("shared xdp program: remove ifindex %d: %w", d.ifindex, errors.Join(errs...))
+		return fmt.Errorf("shared xdp program: remove ifindex %d: %w", d.ifindex, err)
 	}
 	p.free = append(p.free, d.base/p.queues)
 	delete(p.inUse, d.ifindex)
 	d.base = -1
 	return nil
+}
+
+// clearSlot removes the sockets of the slot whose first key is base.
+func (p *SharedProgram) clearSlot(base int) error {
+	var errs []error
+	for q := range p.queues {
+		if err := p.xsks.Delete(uint32(base + q)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Attach hooks the program to device ifindex as [Program.Attach] does.
