@@ -72,14 +72,35 @@ func (c *testCluster) addPod(node, name string) *ringnode.Pod {
 	return p
 }
 
-// counters returns a node's per-reason counters.
-func (c *testCluster) counters(node string) map[string]uint64 {
+// counters returns a node's per-reason counters once ok accepts them, or
+// after 5 s (see [ringnode.Daemon.CountersWhen]); ok nil takes the first.
+func (c *testCluster) counters(node string, ok func(map[string]uint64) bool) map[string]uint64 {
 	c.t.Helper()
-	m, err := c.Daemons[node].Counters()
+	if ok == nil {
+		ok = func(map[string]uint64) bool { return true }
+	}
+	m, err := c.Daemons[node].CountersWhen(ok)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	return m
+}
+
+// counted says whether every reason in names has a count.
+func counted(names ...string) func(map[string]uint64) bool {
+	return func(m map[string]uint64) bool {
+		for _, n := range names {
+			if m[n] == 0 {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// more says whether reason name has counted more than n.
+func more(name string, n uint64) func(map[string]uint64) bool {
+	return func(m map[string]uint64) bool { return m[name] > n }
 }
 
 // ping pings dst from namespace ns and fails the test unless every reply
@@ -245,7 +266,7 @@ func TestModes(t *testing.T) {
 			// fast path.
 			ping(t, c.Nodes["na"].NS, b.IPv4)
 			for _, n := range []string{"na", "nb", "nc"} {
-				m := c.counters(n)
+				m := c.counters(n, counted("to_peer", "from_peer"))
 				if m["to_peer"] == 0 || m["from_peer"] == 0 {
 					t.Errorf("%s: to_peer %d from_peer %d, want both > 0", n, m["to_peer"], m["from_peer"])
 				}
@@ -350,7 +371,7 @@ func TestFlannelInterop(t *testing.T) {
 	}
 	tcpTransfer(t, a.NS, fp.NS, fp.IPv4, 1<<20)
 	tcpTransfer(t, fp.NS, a.NS, a.IPv4, 1<<20)
-	if m := c.counters("na"); m["to_peer"] == 0 || m["from_peer"] == 0 {
+	if m := c.counters("na", counted("to_peer", "from_peer")); m["to_peer"] == 0 || m["from_peer"] == 0 {
 		t.Errorf("ringnet node counters: %v", m)
 	}
 }
@@ -367,7 +388,7 @@ func TestPathMTU(t *testing.T) {
 	if !strings.Contains(out, "mtu = 1450") {
 		t.Errorf("DF ping of 1500 bytes: want fragmentation needed with mtu = 1450, got:\n%s", out)
 	}
-	if m := c.counters("na"); m["frag_needed"] == 0 {
+	if m := c.counters("na", counted("frag_needed")); m["frag_needed"] == 0 {
 		t.Errorf("frag_needed not counted: %v", m)
 	}
 	tcpTransfer(t, a.NS, b.NS, b.IPv4, 1<<20)

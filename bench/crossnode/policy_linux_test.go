@@ -145,13 +145,13 @@ pods:
 	greet(t, b.NS, web)
 	fromA, fromB := dial(t, a.NS, web), dial(t, b.NS, web)
 
-	deniedBefore := c.counters("nb")["policy_denied"]
+	deniedBefore := c.counters("nb", nil)["policy_denied"]
 	reload(allowWeb)
 	t.Run("allow role=client to app=web on TCP 8080", func(t *testing.T) {
 		greet(t, a.NS, web)
 		refused(t, a.NS, web9090, "a to w on 9090, a port the policy does not allow")
 		refused(t, b.NS, web, "b (role=other) to w")
-		if n := c.counters("nb")["policy_denied"]; n <= deniedBefore {
+		if n := c.counters("nb", more("policy_denied", deniedBefore))["policy_denied"]; n <= deniedBefore {
 			t.Errorf("nb counted %d policy_denied, as before the policy; want more (it enforces w's ingress)", n)
 		}
 	})
@@ -199,11 +199,11 @@ pods:
 	})
 
 	t.Run("default deny egress on the client side", func(t *testing.T) {
-		deniedBefore := c.counters("na")["policy_denied"]
+		deniedBefore := c.counters("na", nil)["policy_denied"]
 		reload(denyClientEgress)
 		refused(t, a.NS, web, "a (role=client, egress isolated) to w")
 		greet(t, b.NS, web)
-		if n := c.counters("na")["policy_denied"]; n <= deniedBefore {
+		if n := c.counters("na", more("policy_denied", deniedBefore))["policy_denied"]; n <= deniedBefore {
 			t.Errorf("na counted %d policy_denied, as before the policy; want more (it enforces a's egress)", n)
 		}
 		if l := policyView("na"); len(l.Policies) != 1 || len(l.Policies[0].Local) != 1 || l.Policies[0].Local[0].Name != "a" ||

@@ -200,6 +200,19 @@ func (d *daemon) counters(t *testing.T) counters {
 	return parseCounters(t, d.stdout.String())
 }
 
+// countersWhen asks for the counters until ok accepts them, for up to 5
+// seconds, and returns the last ones. Workers publish their counts once per
+// batch, after the batch's frames have left, so the last frames of a
+// transfer can reach their receiver before they are counted.
+func (d *daemon) countersWhen(t *testing.T, ok func(counters) bool) counters {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c := d.counters(t); ok(c) || time.Now().After(deadline) {
+			return c
+		}
+	}
+}
+
 // stop sends SIGTERM, waits for a clean exit and returns the final counters.
 func (d *daemon) stop(t *testing.T) counters {
 	t.Helper()
@@ -308,7 +321,10 @@ func TestPodToPod(t *testing.T) {
 
 	// Everything pod B received came out of ringnet's TX on its port.
 	rxB = ifaceCounter(t, b.ns.Name, "eth0", "rx_packets") - rxB
-	c := d.counters(t)
+	c := d.countersWhen(t, func(c counters) bool {
+		tx := c.ports[b.hostIf]["tx_frames"]
+		return tx >= rxB && c.reasons["forwarded"] >= tx
+	})
 	txB := c.ports[b.hostIf]["tx_frames"]
 	if rxB < 5000 {
 		t.Errorf("pod B received only %d packets", rxB)
@@ -466,7 +482,7 @@ func TestBadFrames(t *testing.T) {
 		return nil
 	})
 	netnstest.Run(t, a.ns.Name, "ping", "-c", "3", "-i", "0.2", "-W", "2", b.ip4)
-	after := d.counters(t)
+	after := d.countersWhen(t, func(c counters) bool { return c.reasons["forwarded"]-before.reasons["forwarded"] >= 6 })
 	for _, c := range cases {
 		if got := after.reasons[c.reason] - before.reasons[c.reason]; got < each {
 			t.Errorf("%s: counted %d, want at least %d", c.reason, got, each)

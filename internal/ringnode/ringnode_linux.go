@@ -322,6 +322,23 @@ func (d *Daemon) Counters() (map[string]uint64, error) {
 	return parseReasons(d.Log()), nil
 }
 
+// CountersWhen asks for the counters until ok accepts them, for up to 5
+// seconds, and returns the last ones it got. A worker publishes its counts
+// once per batch, after the batch's frames have left; so a frame's answer
+// (an echo reply, an ICMP error) can reach its sender before the count of
+// it can be read, and a test that reads once right after traffic races the
+// worker.
+func (d *Daemon) CountersWhen(ok func(map[string]uint64) bool) (map[string]uint64, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m, err := d.Counters()
+		if err != nil || ok(m) || time.Now().After(deadline) {
+			return m, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // parseReasons reads the reason lines of the last counter block in log.
 func parseReasons(log string) map[string]uint64 {
 	block := log[strings.LastIndex(log, "counters\n"):]
