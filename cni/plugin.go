@@ -145,8 +145,11 @@ func Add(args *skel.CmdArgs) error {
 	if cfg.IPv4, err = parseOptAddr(alloc.IPv4); err == nil {
 		cfg.IPv6, err = parseOptAddr(alloc.IPv6)
 	}
+	if err == nil && alloc.PodMAC != "" {
+		cfg.PodMAC, err = net.ParseMAC(alloc.PodMAC)
+	}
 	if err != nil {
-		return types.NewError(types.ErrInternal, "ringnetd answered a bad address: "+err.Error(), "")
+		return types.NewError(types.ErrInternal, "ringnetd answered a bad address or MAC: "+err.Error(), "")
 	}
 	// A repeated ADD for the same container builds the port afresh.
 	if err := podport.Teardown(alloc.HostIfname); err != nil {

@@ -29,7 +29,6 @@ import (
 	"strings"
 
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/safchain/ethtool"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -234,37 +233,6 @@ func podSide(cfg Config) (Port, error) {
 func isTxOffload(name string) bool {
 	return strings.HasPrefix(name, "tx-checksum") || strings.HasPrefix(name, "tx-gso") ||
 		(strings.HasPrefix(name, "tx-") && strings.HasSuffix(name, "segmentation"))
-}
-
-func disableTxOffloads(ifname string) error {
-	et, err := ethtool.NewEthtool()
-	if err != nil {
-		return err
-	}
-	defer et.Close()
-	have, err := et.Features(ifname)
-	if err != nil {
-		return err
-	}
-	change := map[string]bool{}
-	for f, on := range have {
-		if on && isTxOffload(f) {
-			change[f] = false
-		}
-	}
-	if err := et.Change(ifname, change); err != nil {
-		return err
-	}
-	now, err := et.Features(ifname)
-	if err != nil {
-		return err
-	}
-	for f := range change {
-		if now[f] {
-			return fmt.Errorf("%s is still on", f)
-		}
-	}
-	return nil
 }
 
 // Teardown deletes the pod port whose host end is hostIfname. A port that

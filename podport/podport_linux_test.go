@@ -49,6 +49,21 @@ func TestSetupTeardown(t *testing.T) {
 			t.Errorf("pod eth0 offloads: want %q in\n%s", off, k)
 		}
 	}
+	// Every transmit offload ethtool can change, by its own names.
+	var changed int
+	for _, line := range strings.Split(k, "\n") {
+		name, state, ok := strings.Cut(strings.TrimSpace(line), ": ")
+		if !ok || !isTxOffload(name) || strings.Contains(state, "[fixed]") {
+			continue
+		}
+		changed++
+		if !strings.HasPrefix(state, "off") {
+			t.Errorf("pod eth0: %s is %s, want off", name, state)
+		}
+	}
+	if changed < 5 {
+		t.Errorf("ethtool -k lists only %d changeable tx offloads on a veth:\n%s", changed, k)
+	}
 
 	// Host side.
 	host := netnstest.Run(t, node.Name, "ip", "link", "show", "rnt0")

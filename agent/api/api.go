@@ -72,8 +72,11 @@ type AllocateResponse struct {
 	IPv4       string `json:"ipv4,omitempty"`
 	IPv6       string `json:"ipv6,omitempty"`
 	HostIfname string `json:"hostIfname"`
-	MTU        int    `json:"mtu"`
-	Queues     int    `json:"queues"`
+	// PodMAC is the MAC to give the pod end; empty from older daemons
+	// (the kernel then chooses one).
+	PodMAC string `json:"podMAC,omitempty"`
+	MTU    int    `json:"mtu"`
+	Queues int    `json:"queues"`
 }
 
 // AttachRequest asks the daemon to attach the pod's port.

@@ -73,7 +73,7 @@ func (d *Daemon) Allocate(_ context.Context, p api.Pod) (api.AllocateResponse, e
 			"if", p.IfName, "ipv4", rec.IPv4, "ipv6", rec.IPv6)
 	}
 	v4, v6 := addrString(rec)
-	return api.AllocateResponse{IPv4: v4, IPv6: v6, HostIfname: rec.HostIfname, MTU: d.mtu,
+	return api.AllocateResponse{IPv4: v4, IPv6: v6, HostIfname: rec.HostIfname, PodMAC: rec.PodMAC, MTU: d.mtu,
 		Queues: d.dp.Config().Workers}, nil
 }
 
@@ -97,15 +97,22 @@ func (d *Daemon) Attach(_ context.Context, a api.AttachRequest) error {
 		return &api.Error{Code: api.CodeInvalid, Message: fmt.Sprintf("podMAC %q is not an Ethernet MAC", a.PodMAC)}
 	}
 	if p, ok := d.dp.Port(rec.HostIfname); ok {
-		if p.Spec.MAC.String() == mac.String() {
+		// Attached already: a repeated ADD, or a restart's Restore. Unless
+		// the plugin has since made the veth again (a repeated ADD does),
+		// with the same MAC or another.
+		if p.Spec.MAC.String() == mac.String() && !p.Replaced() {
 			return nil
 		}
 		if err := d.dp.RemovePort(rec.HostIfname); err != nil {
 			return err
 		}
 	}
-	if _, err := d.store.Update(rec.Key, func(r *ipam.Record) { r.PodMAC = mac.String() }); err != nil {
-		return err
+	// The allocation chose the MAC (ipam.PodMAC) and the plugin made the
+	// veth with it: nothing to write. Older allocations learn it here.
+	if rec.PodMAC != mac.String() {
+		if _, err := d.store.Update(rec.Key, func(r *ipam.Record) { r.PodMAC = mac.String() }); err != nil {
+			return err
+		}
 	}
 	_, err = d.dp.AddPort(pipeline.PortSpec{Ifname: rec.HostIfname, MAC: mac, IPv4: rec.IPv4, IPv6: rec.IPv6})
 	if err != nil {

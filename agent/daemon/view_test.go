@@ -72,6 +72,9 @@ func TestViewsOverAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if web.PodMAC != "0a:58:0a:f4:01:01" || db.PodMAC != "0a:58:0a:f4:01:02" {
+		t.Errorf("allocations chose pod MACs %q and %q, want 0a:58 and each one's IPv4 address", web.PodMAC, db.PodMAC)
+	}
 	// Without an uplink the dataplane takes routes that need none, and
 	// keeps the peers (which no route names yet).
 	var b route.Builder
@@ -104,7 +107,7 @@ func TestViewsOverAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	ep := func(addr string, a api.AllocateResponse, name, ctr string) api.Endpoint {
-		return api.Endpoint{Address: addr, Interface: a.HostIfname, PodNamespace: "shop", PodName: name, ContainerID: ctr, IfName: "eth0"}
+		return api.Endpoint{Address: addr, Interface: a.HostIfname, MAC: a.PodMAC, PodNamespace: "shop", PodName: name, ContainerID: ctr, IfName: "eth0"}
 	}
 	wantEps := api.EndpointList{Endpoints: []api.Endpoint{
 		ep(web.IPv4, web, "web", "c-web"), ep(db.IPv4, db, "db", "c-db"),

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -50,7 +51,11 @@ type Record struct {
 	Netns        string     `json:"netns,omitempty"`
 	PodNamespace string     `json:"podNamespace,omitempty"`
 	PodName      string     `json:"podName,omitempty"`
-	// HostIfname and PodMAC are set once the pod's port is made.
+	// HostIfname is the host end's name, given by the caller. PodMAC is
+	// the pod end's MAC: chosen here when the addresses are (PodMAC), so
+	// that the plugin can make the veth with it and attaching the port
+	// changes nothing on disk; records of older versions have it only
+	// once the port was attached.
 	HostIfname string    `json:"hostIfname,omitempty"`
 	PodMAC     string    `json:"podMAC,omitempty"`
 	Created    time.Time `json:"created"`
@@ -158,6 +163,7 @@ func (s *Store) Allocate(r Record) (Record, bool, error) {
 				out.IPv6 = a
 			}
 		}
+		out.PodMAC = PodMAC(out.IPv4, out.IPv6).String()
 		created = true
 		return putRecord(recs, out)
 	})
@@ -165,6 +171,19 @@ func (s *Store) Allocate(r Record) (Record, bool, error) {
 		return Record{}, false, fmt.Errorf("ipam: allocate for %s: %w", r.Key, err)
 	}
 	return out, created, nil
+}
+
+// PodMAC is the MAC of the pod interface with these addresses:
+// 0a:58 and the four bytes of the IPv4 address, or without one the last
+// four of the IPv6 address (OVN-Kubernetes' convention). Locally
+// administered, unicast, and unique on the node while the addresses are.
+func PodMAC(v4, v6 netip.Addr) net.HardwareAddr {
+	a := v4
+	if !a.IsValid() {
+		a = v6
+	}
+	b := a.AsSlice()
+	return append(net.HardwareAddr{0x0a, 0x58}, b[len(b)-4:]...)
 }
 
 // next finds the first free address of p after the pool's cursor, skipping

@@ -88,8 +88,11 @@ func TestAllocateIdempotentUniqueExhausted(t *testing.T) {
 			t.Fatalf("handed out network or broadcast address %s", r.IPv4)
 		}
 		seen[r.IPv4], seen[r.IPv6] = true, true
+		if b := r.IPv4.As4(); r.PodMAC != fmt.Sprintf("0a:58:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3]) {
+			t.Fatalf("allocate %d: pod MAC %q, want 0a:58 and the bytes of %s", i, r.PodMAC, r.IPv4)
+		}
 		again, created, err := s.Allocate(Record{Key: key(i)})
-		if err != nil || created || again.IPv4 != r.IPv4 || again.IPv6 != r.IPv6 || again.PodName != "p" {
+		if err != nil || created || again.IPv4 != r.IPv4 || again.IPv6 != r.IPv6 || again.PodName != "p" || again.PodMAC != r.PodMAC {
 			t.Fatalf("second allocate %d: %+v created=%v err=%v; want the first", i, again, created, err)
 		}
 	}
@@ -117,6 +120,23 @@ func TestAllocateIdempotentUniqueExhausted(t *testing.T) {
 		t.Errorf("allocate after release: %v %v; want the only free address %s", r.IPv4, err, old.IPv4)
 	}
 	checkInvariants(t, s)
+}
+
+func TestPodMAC(t *testing.T) {
+	for _, c := range []struct{ v4, v6, want string }{
+		{"10.244.1.7", "fd00::1:2:3:4", "0a:58:0a:f4:01:07"},
+		{"", "fd00::1:2:a0b:c0d", "0a:58:0a:0b:0c:0d"},
+	} {
+		var v4, v6 netip.Addr
+		if c.v4 != "" {
+			v4 = netip.MustParseAddr(c.v4)
+		}
+		v6 = netip.MustParseAddr(c.v6)
+		mac := PodMAC(v4, v6)
+		if mac.String() != c.want || mac[0]&1 != 0 || mac[0]&2 == 0 {
+			t.Errorf("PodMAC(%v, %v) = %v, want %s (unicast, locally administered)", v4, v6, mac, c.want)
+		}
+	}
 }
 
 func TestPersistence(t *testing.T) {

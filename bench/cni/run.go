@@ -227,7 +227,9 @@ func (e *env) setup(o options) error {
 	cniDir := filepath.Join(e.dir, "cni")
 	e.logf("building ringnetd and the plugin; installing cnitool %s", cnitest.CnitoolVersion)
 	for _, b := range [][2]string{{"ringnetd", "cmd/ringnetd"}, {"cni/ringnet", "cmd/ringnet-cni"}} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(e.dir, b[0]), "github.com/ringnet/ringnet/"+b[1])
+		// Built as deploy/Containerfile builds them: static, stripped.
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(e.dir, b[0]), "github.com/ringnet/ringnet/"+b[1])
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("build %s: %v\n%s", b[1], err, out)
 		}

@@ -28,10 +28,11 @@ func (d *Dataplane) AddPort(spec PortSpec) (_ *Port, err error) {
 	if err := d.checkSpec(spec); err != nil {
 		return nil, err
 	}
-	ifi, err := net.InterfaceByName(spec.Ifname)
+	index, err := xsk.Ifindex(spec.Ifname)
 	if err != nil {
 		return nil, fmt.Errorf("port %s: %w", spec.Ifname, err)
 	}
+	ifi := &net.Interface{Index: index, Name: spec.Ifname}
 	p := &Port{Spec: spec}
 	if d.umems == nil {
 		// From the second pod port on, sockets find their UMEMs mapped.
@@ -51,6 +52,14 @@ func (d *Dataplane) AddPort(spec PortSpec) (_ *Port, err error) {
 		return p, qerr
 	}
 	return p, nil
+}
+
+// Replaced reports whether the interface p was attached to is gone: no
+// interface has its name any more, or another one does (a veth made again
+// under the same name). Call it in the dataplane's network namespace.
+func (p *Port) Replaced() bool {
+	index, err := xsk.Ifindex(p.Spec.Ifname)
+	return err != nil || len(p.socks) == 0 || index != p.socks[0].Ifindex()
 }
 
 // portsPerProgram is how many pod ports share one port program. The

@@ -3,7 +3,6 @@ package xsk
 import (
 	"errors"
 	"fmt"
-	"net"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -78,7 +77,7 @@ func OpenUMEM(ifname string, queue int, cfg Config, umem []byte) (_ *Socket, err
 	if n := int(cfg.NumFrames) * int(cfg.FrameSize); umem != nil && len(umem) != n {
 		return nil, fmt.Errorf("xsk %s queue %d: UMEM of %d bytes, want %d (NumFrames*FrameSize)", ifname, queue, len(umem), n)
 	}
-	ifi, err := net.InterfaceByName(ifname)
+	ifindex, err := Ifindex(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("xsk %s queue %d: %w", ifname, queue, err)
 	}
@@ -94,7 +93,7 @@ func OpenUMEM(ifname string, queue int, cfg Config, umem []byte) (_ *Socket, err
 	if err != nil {
 		return nil, ctx("socket(AF_XDP)", err)
 	}
-	s = &Socket{fd: fd, ifname: ifname, ifindex: ifi.Index, queue: queue, cfg: cfg}
+	s = &Socket{fd: fd, ifname: ifname, ifindex: ifindex, queue: queue, cfg: cfg}
 	s.maps = append(s.maps, umem)
 	s.umem = umem
 	reg := unix.XDPUmemReg{
@@ -160,7 +159,7 @@ func OpenUMEM(ifname string, queue int, cfg Config, umem []byte) (_ *Socket, err
 	if !cfg.NoNeedWakeup {
 		flags |= unix.XDP_USE_NEED_WAKEUP
 	}
-	sa := &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(ifi.Index), QueueID: uint32(queue)}
+	sa := &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(ifindex), QueueID: uint32(queue)}
 	if err := unix.Bind(fd, sa); err != nil {
 		return nil, ctx("bind in "+cfg.Bind.String()+" mode", explainBind(err, ifname, queue, cfg.Bind))
 	}
@@ -180,6 +179,26 @@ func OpenUMEM(ifname string, queue int, cfg Config, umem []byte) (_ *Socket, err
 }
 
 // explainBind adds what to do to the errors bind is known to return.
+// Ifindex is the index of interface name in the calling thread's network
+// namespace, from one ioctl (SIOCGIFINDEX). net.InterfaceByName reads every
+// interface of the namespace instead, and a node's pods make that hundreds,
+// once per socket opened.
+func Ifindex(name string) (int, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("interface %s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, fmt.Errorf("interface %q: %w", name, err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return 0, fmt.Errorf("interface %s: %w", name, err)
+	}
+	return int(ifr.Uint32()), nil
+}
+
 func explainBind(err error, ifname string, queue int, mode BindMode) error {
 	switch {
 	case errors.Is(err, unix.EOPNOTSUPP) && mode == BindZeroCopy:

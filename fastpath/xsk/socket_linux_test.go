@@ -152,3 +152,19 @@ func TestOpenErrors(t *testing.T) {
 		return s.Close()
 	})
 }
+
+func TestIfindex(t *testing.T) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skip(err)
+	}
+	if got, err := xsk.Ifindex("lo"); err != nil || got != lo.Index {
+		t.Errorf("Ifindex(lo) = %d, %v; want %d", got, err, lo.Index)
+	}
+	if _, err := xsk.Ifindex("rn-no-such-if"); !errors.Is(err, unix.ENODEV) {
+		t.Errorf("Ifindex of a missing interface: %v, want ENODEV", err)
+	}
+	if _, err := xsk.Ifindex("a-name-longer-than-ifnamsiz"); err == nil {
+		t.Error("Ifindex accepted a name longer than IFNAMSIZ")
+	}
+}
