@@ -159,7 +159,7 @@ type Dataplane struct {
 	watch func(PortSpec, bool) // guarded by mu; see WatchPorts
 
 	portProgs []*xdp.SharedProgram // guarded by mu: the port programs pod ports share (portDevice)
-	umems     *umemPool            // guarded by mu: UMEMs mapped ahead for pod ports; made by the first AddPort
+	spares    *sockPool            // guarded by mu: sockets prepared ahead for pod ports; made by the first AddPort
 	switched  chan struct{}        // cap 1: a worker switched to a new port set (Worker.seen); quiesce waits on it
 
 	mu      sync.Mutex // serialises the control plane: AddPort, RemovePort, Close

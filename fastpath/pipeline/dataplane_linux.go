@@ -34,14 +34,14 @@ func (d *Dataplane) AddPort(spec PortSpec) (_ *Port, err error) {
 	}
 	ifi := &net.Interface{Index: index, Name: spec.Ifname}
 	p := &Port{Spec: spec}
-	if d.umems == nil {
-		// From the second pod port on, sockets find their UMEMs mapped.
-		d.umems = newUMEMPool(d.cfg.XSK, d.cfg.Workers)
+	if d.spares == nil {
+		// From the second pod port on, sockets are found prepared.
+		d.spares = newSockPool(d.cfg.XSK, d.cfg.Workers)
 	}
 	if p.dev, err = d.portDevice(ifi.Index); err != nil {
 		return nil, fmt.Errorf("port %s: %w", spec.Ifname, err)
 	}
-	defer d.umems.refill()
+	defer d.spares.refill()
 	if err := d.attach(p, ifi); err != nil {
 		return nil, err
 	}
@@ -95,11 +95,11 @@ func (d *Dataplane) attach(p *Port, ifi *net.Interface) (err error) {
 		}
 	}()
 	for q := range d.cfg.Workers {
-		var umem []byte
-		if p.uplink == nil && d.umems != nil {
-			umem = d.umems.get()
+		var spare *xsk.Socket
+		if p.uplink == nil && d.spares != nil {
+			spare = d.spares.get()
 		}
-		s, err := openRetry(name, q, d.cfg.XSK, umem)
+		s, err := openRetry(name, q, d.cfg.XSK, spare)
 		if err != nil {
 			return fmt.Errorf("port %s: %w (the device needs %d queues, one per worker)", name, err, d.cfg.Workers)
 		}
@@ -222,15 +222,25 @@ func (d *Dataplane) RemoveUplink() error {
 // openRetry opens a socket, waiting up to busyWait while the queue is still
 // held by a socket being released: after a crash the kernel frees the old
 // process's sockets asynchronously, a moment after its XDP program is gone.
-// umem, if not nil, is a UMEM mapped ahead (umemPool) for the first try.
-func openRetry(ifname string, queue int, cfg xsk.Config, umem []byte) (*xsk.Socket, error) {
+// spare, if not nil, is a socket prepared ahead (sockPool) for the first
+// try; it is closed if it cannot bind.
+func openRetry(ifname string, queue int, cfg xsk.Config, spare *xsk.Socket) (*xsk.Socket, error) {
 	deadline := time.Now().Add(busyWait)
 	for {
-		s, err := xsk.OpenUMEM(ifname, queue, cfg, umem)
+		var s *xsk.Socket
+		var err error
+		if spare != nil {
+			s, spare = spare, nil
+			if err = s.Bind(ifname, queue); err != nil {
+				s.Close()
+				s = nil
+			}
+		} else {
+			s, err = xsk.Open(ifname, queue, cfg)
+		}
 		if err == nil || !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
 			return s, err
 		}
-		umem = nil // the failed try unmapped it
 		time.Sleep(20 * time.Millisecond)
 	}
 }
@@ -332,9 +342,9 @@ func (d *Dataplane) Close() error {
 		errs = append(errs, sp.Close())
 	}
 	d.portProgs = nil
-	if d.umems != nil {
-		d.umems.close()
-		d.umems = nil
+	if d.spares != nil {
+		d.spares.close()
+		d.spares = nil
 	}
 	d.closeWake()
 	return errors.Join(errs...)

@@ -59,7 +59,33 @@ func UnmapUMEM(umem []byte) error { return unix.Munmap(umem) }
 // OpenUMEM is Open with a UMEM from MapUMEM for the same cfg, or nil to map
 // one. The socket owns the UMEM from then on, whether it opens or not:
 // Close, or the failure, unmaps it.
-func OpenUMEM(ifname string, queue int, cfg Config, umem []byte) (_ *Socket, err error) {
+func OpenUMEM(ifname string, queue int, cfg Config, umem []byte) (*Socket, error) {
+	s, err := prepare(cfg, umem)
+	if err != nil {
+		return nil, fmt.Errorf("xsk %s queue %d: %w", ifname, queue, err)
+	}
+	if err := s.Bind(ifname, queue); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Prepare makes a socket up to its bind: the socket, its UMEM (umem from
+// MapUMEM, or nil to map one) registered and pinned, its four rings sized
+// and mapped. That is nearly all of what opening a socket costs; Bind then
+// attaches it to a device's queue in a few microseconds. So a caller that
+// opens sockets on a latency-sensitive path prepares them ahead of time.
+// The socket owns the UMEM from then on; Close releases it, bound or not.
+func Prepare(cfg Config, umem []byte) (*Socket, error) {
+	s, err := prepare(cfg, umem)
+	if err != nil {
+		return nil, fmt.Errorf("xsk: %w", err)
+	}
+	return s, nil
+}
+
+func prepare(cfg Config, umem []byte) (_ *Socket, err error) {
 	var s *Socket
 	defer func() {
 		switch {
@@ -75,25 +101,18 @@ func OpenUMEM(ifname string, queue int, cfg Config, umem []byte) (_ *Socket, err
 		return nil, err
 	}
 	if n := int(cfg.NumFrames) * int(cfg.FrameSize); umem != nil && len(umem) != n {
-		return nil, fmt.Errorf("xsk %s queue %d: UMEM of %d bytes, want %d (NumFrames*FrameSize)", ifname, queue, len(umem), n)
-	}
-	ifindex, err := Ifindex(ifname)
-	if err != nil {
-		return nil, fmt.Errorf("xsk %s queue %d: %w", ifname, queue, err)
-	}
-	ctx := func(what string, err error) error {
-		return fmt.Errorf("xsk %s queue %d: %s: %w", ifname, queue, what, err)
+		return nil, fmt.Errorf("UMEM of %d bytes, want %d (NumFrames*FrameSize)", len(umem), n)
 	}
 	if umem == nil {
 		if umem, err = MapUMEM(cfg); err != nil {
-			return nil, fmt.Errorf("xsk %s queue %d: %w", ifname, queue, err)
+			return nil, err
 		}
 	}
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, ctx("socket(AF_XDP)", err)
+		return nil, fmt.Errorf("socket(AF_XDP): %w", err)
 	}
-	s = &Socket{fd: fd, ifname: ifname, ifindex: ifindex, queue: queue, cfg: cfg}
+	s = &Socket{fd: fd, queue: -1, cfg: cfg}
 	s.maps = append(s.maps, umem)
 	s.umem = umem
 	reg := unix.XDPUmemReg{
@@ -102,7 +121,7 @@ func OpenUMEM(ifname string, queue int, cfg Config, umem []byte) (_ *Socket, err
 		Size: cfg.FrameSize,
 	}
 	if err := setsockoptPtr(fd, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg)); err != nil {
-		return nil, ctx("register UMEM", err)
+		return nil, fmt.Errorf("register UMEM: %w", err)
 	}
 	for _, o := range []struct {
 		opt  int
@@ -115,18 +134,18 @@ func OpenUMEM(ifname string, queue int, cfg Config, umem []byte) (_ *Socket, err
 		{unix.XDP_TX_RING, cfg.TxSize, "TX ring"},
 	} {
 		if err := unix.SetsockoptInt(fd, unix.SOL_XDP, o.opt, int(o.size)); err != nil {
-			return nil, ctx("size "+o.name, err)
+			return nil, fmt.Errorf("size %s: %w", o.name, err)
 		}
 	}
 	var off unix.XDPMmapOffsets
 	if err := getsockoptPtr(fd, unix.XDP_MMAP_OFFSETS, unsafe.Pointer(&off), unsafe.Sizeof(off)); err != nil {
-		return nil, ctx("get ring offsets", err)
+		return nil, fmt.Errorf("get ring offsets: %w", err)
 	}
 	mapRing := func(pgoff int64, o unix.XDPRingOffset, size uint32, entry uintptr, name string) ([]byte, error) {
 		mem, err := unix.Mmap(fd, pgoff, int(o.Desc)+int(size)*int(entry),
 			unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 		if err != nil {
-			return nil, ctx("mmap "+name, err)
+			return nil, fmt.Errorf("mmap %s: %w", name, err)
 		}
 		s.maps = append(s.maps, mem)
 		return mem, nil
@@ -148,37 +167,49 @@ func OpenUMEM(ifname string, queue int, cfg Config, umem []byte) (_ *Socket, err
 		return nil, err
 	}
 	s.initRings(fillMem, off.Fr, compMem, off.Cr, rxMem, off.Rx, txMem, off.Tx)
+	return s, nil
+}
 
+// Bind binds a socket from Prepare to queue of the device ifname and fills
+// its fill ring. A socket binds once: after a failed Bind, Close it.
+func (s *Socket) Bind(ifname string, queue int) error {
+	if s.ifindex != 0 {
+		return fmt.Errorf("xsk %s queue %d: already bound to %s queue %d", ifname, queue, s.ifname, s.queue)
+	}
+	ifindex, err := Ifindex(ifname)
+	if err != nil {
+		return fmt.Errorf("xsk %s queue %d: %w", ifname, queue, err)
+	}
+	s.ifname, s.ifindex, s.queue = ifname, ifindex, queue
 	var flags uint16
-	switch cfg.Bind {
+	switch s.cfg.Bind {
 	case BindCopy:
 		flags |= unix.XDP_COPY
 	case BindZeroCopy:
 		flags |= unix.XDP_ZEROCOPY
 	}
-	if !cfg.NoNeedWakeup {
+	if !s.cfg.NoNeedWakeup {
 		flags |= unix.XDP_USE_NEED_WAKEUP
 	}
 	sa := &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(ifindex), QueueID: uint32(queue)}
-	if err := unix.Bind(fd, sa); err != nil {
-		return nil, ctx("bind in "+cfg.Bind.String()+" mode", explainBind(err, ifname, queue, cfg.Bind))
+	if err := unix.Bind(s.fd, sa); err != nil {
+		return fmt.Errorf("xsk %s queue %d: bind in %s mode: %w", ifname, queue, s.cfg.Bind, explainBind(err, ifname, queue, s.cfg.Bind))
 	}
 	var opts struct{ flags uint32 }
-	if err := getsockoptPtr(fd, unix.XDP_OPTIONS, unsafe.Pointer(&opts), unsafe.Sizeof(opts)); err == nil {
+	if err := getsockoptPtr(s.fd, unix.XDP_OPTIONS, unsafe.Pointer(&opts), unsafe.Sizeof(opts)); err == nil {
 		s.zc = opts.flags&unix.XDP_OPTIONS_ZEROCOPY != 0
 	}
 	// In copy mode one sendto transmits at most a budget of frames (32 by
 	// default) and then returns EAGAIN. Raise it to the TX ring size where
 	// the kernel allows it (XDP_MAX_TX_SKB_BUDGET, Linux 6.17+); elsewhere
 	// Flush simply kicks again on the next step.
-	if unix.SetsockoptInt(fd, unix.SOL_XDP, unix.XDP_MAX_TX_SKB_BUDGET, int(cfg.TxSize)) == nil {
-		s.txBudget = cfg.TxSize
+	if unix.SetsockoptInt(s.fd, unix.SOL_XDP, unix.XDP_MAX_TX_SKB_BUDGET, int(s.cfg.TxSize)) == nil {
+		s.txBudget = s.cfg.TxSize
 	}
 	s.Refill()
-	return s, nil
+	return nil
 }
 
-// explainBind adds what to do to the errors bind is known to return.
 // Ifindex is the index of interface name in the calling thread's network
 // namespace, from one ioctl (SIOCGIFINDEX). net.InterfaceByName reads every
 // interface of the namespace instead, and a node's pods make that hundreds,
@@ -199,6 +230,7 @@ func Ifindex(name string) (int, error) {
 	return int(ifr.Uint32()), nil
 }
 
+// explainBind adds what to do to the errors bind is known to return.
 func explainBind(err error, ifname string, queue int, mode BindMode) error {
 	switch {
 	case errors.Is(err, unix.EOPNOTSUPP) && mode == BindZeroCopy:

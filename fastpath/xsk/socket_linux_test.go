@@ -149,6 +149,26 @@ func TestOpenErrors(t *testing.T) {
 		if !errors.Is(err, unix.EBUSY) || !strings.Contains(err.Error(), "already has an AF_XDP socket") {
 			t.Errorf("second socket on a queue: %v", err)
 		}
+		// A prepared socket binds once; a UMEM of the wrong size is refused
+		// (and unmapped).
+		p, err := xsk.Prepare(xsk.Config{}, nil)
+		if err != nil {
+			return err
+		}
+		if err := p.Bind("nosuchdev", 0); err == nil || !strings.Contains(err.Error(), "nosuchdev") {
+			t.Errorf("prepared socket bound to a missing device: %v", err)
+		}
+		p.Close()
+		small, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			return err
+		}
+		if _, err := xsk.Prepare(xsk.Config{}, small); err == nil || !strings.Contains(err.Error(), "UMEM of 4096 bytes") {
+			t.Errorf("Prepare with a 4 KiB UMEM: %v", err)
+		}
+		if err := s.Bind("xa", 1); err == nil || !strings.Contains(err.Error(), "already bound to xa queue 0") {
+			t.Errorf("second Bind of a bound socket: %v", err)
+		}
 		return s.Close()
 	})
 }
