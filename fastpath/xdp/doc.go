@@ -62,8 +62,12 @@
 // every pod ADD and DEL paid that wait: about 10 ms on a 2-core VM, most
 // of a CNI ADD (docs/cni.md). Attaching a program already attached
 // elsewhere only counts one more user: tens of microseconds
-// (BenchmarkAttach). Only the first port of a shared program pays the
-// grace period, and its last, on detach.
+// (BenchmarkAttach). Only the first port of a shared program would pay the
+// grace period, and its last, on detach; so the dataplane holds each shared
+// program on a TAP of its own ([SharedProgram.Hold]: generic mode, the TAP
+// down, "rnxdp0" in the node's namespace), and the program stays in the
+// dispatcher while no pod runs it. The grace period is paid once, when the
+// program is loaded.
 //
 // A slot ([SharedProgram.AddDevice]) is filled before the device is
 // attached and emptied ([Device.Close]) after it is detached. Keys are

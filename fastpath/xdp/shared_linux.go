@@ -7,6 +7,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Names the kernel shows for the shared port program and its device map.
@@ -60,6 +62,9 @@ type SharedProgram struct {
 	mu    sync.Mutex
 	free  []int        // free slots, taken from the end
 	inUse map[int]bool // ifindexes with a slot
+
+	hold    *Attachment // to the holding TAP (Hold)
+	holdTAP int         // the TAP's fd; -1 without one
 }
 
 // NewSharedProgram loads the shared port program with an XSKMAP of
@@ -107,11 +112,12 @@ func NewSharedProgram(opts SharedOptions) (*SharedProgram, error) {
 		return nil, fmt.Errorf("load shared xdp program: %w", err)
 	}
 	p := &SharedProgram{
-		prog:   coll.DetachProgram(SharedProgramName),
-		xsks:   coll.DetachMap(MapName),
-		devs:   coll.DetachMap(DevicesMapName),
-		queues: opts.Queues,
-		inUse:  map[int]bool{},
+		prog:    coll.DetachProgram(SharedProgramName),
+		xsks:    coll.DetachMap(MapName),
+		devs:    coll.DetachMap(DevicesMapName),
+		queues:  opts.Queues,
+		inUse:   map[int]bool{},
+		holdTAP: -1,
 	}
 	coll.Close()
 	for s := opts.Devices - 1; s >= 0; s-- {
@@ -266,11 +272,56 @@ func (p *SharedProgram) Run(frame []byte, queue int, ifindex int) (Action, error
 // ID returns the kernel's id for the program.
 func (p *SharedProgram) ID() (uint32, error) { return progID(p.prog) }
 
+// Hold keeps the program in the kernel's XDP dispatcher while no device
+// runs it, so that the first device to attach it after none did (the
+// first pod of an empty node) does not pay for the dispatcher's rebuild,
+// and neither does the last to detach it. It attaches the program, in
+// generic mode, to a TAP device of its own, made in the calling thread's
+// network namespace with the name pattern (e.g. "rnxdp%d": the kernel
+// picks the number): down, without addresses, never passing a frame. The
+// TAP is not persistent: it goes with Close, or with the process. It
+// returns the TAP's name. Hold once; it needs CAP_NET_ADMIN and
+// /dev/net/tun.
+func (p *SharedProgram) Hold(pattern string) (string, error) {
+	if p.hold != nil {
+		return "", errors.New("hold shared xdp program: held already")
+	}
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", fmt.Errorf("hold shared xdp program: %w", err)
+	}
+	ifr, err := unix.NewIfreq(pattern)
+	if err == nil {
+		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+		err = unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return "", fmt.Errorf("hold shared xdp program: make TAP %s: %w", pattern, err)
+	}
+	name := ifr.Name()
+	l, err := netlink.LinkByName(name)
+	if err == nil {
+		p.hold, err = attach(p.prog, l.Attrs().Index, ModeGeneric)
+	}
+	if err != nil {
+		unix.Close(fd) // the TAP goes with it
+		return "", fmt.Errorf("hold shared xdp program on TAP %s: %w", name, err)
+	}
+	p.holdTAP = fd
+	return name, nil
+}
+
 // Close unloads the program and its maps as far as this process is
 // concerned; attachments keep their own references, as with
 // [Program.Close].
 func (p *SharedProgram) Close() error {
-	if err := errors.Join(p.prog.Close(), p.xsks.Close(), p.devs.Close()); err != nil {
+	var errs []error
+	if p.hold != nil {
+		errs = append(errs, p.hold.Close(), unix.Close(p.holdTAP))
+		p.hold, p.holdTAP = nil, -1
+	}
+	if err := errors.Join(append(errs, p.prog.Close(), p.xsks.Close(), p.devs.Close())...); err != nil {
 		return fmt.Errorf("close shared xdp program: %w", err)
 	}
 	return nil

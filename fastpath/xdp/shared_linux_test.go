@@ -2,6 +2,7 @@ package xdp
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"testing"
 
@@ -168,6 +169,47 @@ func TestSharedProgramAttach(t *testing.T) {
 	}
 }
 
+// Hold attaches the program in generic mode to a TAP of its own, down, in
+// the caller's namespace; only once; Close removes the TAP.
+func TestSharedProgramHold(t *testing.T) {
+	ns := newTestNS(t)
+	p, err := NewSharedProgram(SharedOptions{Devices: 2, Queues: 1, Fallback: Drop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	id, err := p.ID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	if err := ns.Do(func() (err error) { name, err = p.Hold("rnxdp%d"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if name != "rnxdp0" {
+		t.Errorf("held on %q, want rnxdp0 (the first free name of the pattern)", name)
+	}
+	tap, err := ns.NL.LinkByName(name)
+	if err != nil {
+		t.Fatalf("the holding TAP is not in the namespace: %v", err)
+	}
+	if x := linkXDP(t, ns, tap); x.ProgId != id || x.AttachMode != xdpAttachedSKB {
+		t.Errorf("%s runs program %d in mode %d, want %d in generic mode", name, x.ProgId, x.AttachMode, id)
+	}
+	if tap.Type() != "tuntap" || tap.Attrs().Flags&net.FlagUp != 0 {
+		t.Errorf("%s is a %s with flags %v, want a TAP that is down", name, tap.Type(), tap.Attrs().Flags)
+	}
+	if err := ns.Do(func() error { _, err := p.Hold("rnxdp%d"); return err }); err == nil {
+		t.Error("a second Hold succeeded")
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ns.NL.LinkByName(name); err == nil {
+		t.Errorf("%s is still there after Close", name)
+	}
+}
+
 func TestNewSharedProgramOptions(t *testing.T) {
 	for _, tc := range []struct {
 		opts SharedOptions
@@ -189,7 +231,9 @@ func TestNewSharedProgramOptions(t *testing.T) {
 // timed): "own" loads a program of its own for the device, as every pod
 // port did before the shared program, and the kernel's XDP dispatcher
 // changes on every attach; "shared" attaches a program that another
-// device already runs, so the dispatcher does not change. Run it with a
+// device already runs, so the dispatcher does not change; "held" one that
+// only its holding TAP runs (SharedProgram.Hold), as the first pod of an
+// empty node does. Run it with a
 // fixed count, each op being tens of milliseconds in the first case:
 //
 //	go test -run '^$' -bench Attach -benchtime 20x ./fastpath/xdp/
@@ -219,6 +263,17 @@ func BenchmarkAttach(b *testing.B) {
 			defer p.Close() // the link keeps it
 			return p.Attach(dev.Attrs().Index, ModeNative)
 		})
+	})
+	b.Run("held", func(b *testing.B) {
+		p, err := NewSharedProgram(SharedOptions{Devices: 2, Queues: 1, Fallback: Drop})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		if err := ns.Do(func() error { _, err := p.Hold("rnxdp%d"); return err }); err != nil {
+			b.Fatal(err)
+		}
+		attach(b, func() (*Attachment, error) { return p.Attach(dev.Attrs().Index, ModeNative) })
 	})
 	b.Run("shared", func(b *testing.B) {
 		p, err := NewSharedProgram(SharedOptions{Devices: 2, Queues: 1, Fallback: Drop})
