@@ -40,6 +40,19 @@ func TestQuick(t *testing.T) {
 			t.Errorf("phase %q: %d samples, want 3", p.Name, p.Summary.N)
 		}
 	}
+	// The plugin timed each counted ADD itself; its steps fit in the wall
+	// time cnitool measured.
+	if len(rep.PluginSteps) != len(stepOrder) {
+		t.Errorf("report has %d plugin steps, want %d", len(rep.PluginSteps), len(stepOrder))
+	}
+	for _, p := range rep.PluginSteps {
+		if p.Summary.N != 3 || p.Summary.P50 <= 0 && p.Name != stepStart {
+			t.Errorf("plugin step %q: %+v, want 3 samples above 0", p.Name, p.Summary)
+		}
+		if p.Name == stepTotal && len(rep.Plugins) > 0 && p.Summary.Max > rep.Plugins[0].Add.Max {
+			t.Errorf("plugin's own total %.1f ms above the slowest cnitool ADD %.1f ms", p.Summary.Max, rep.Plugins[0].Add.Max)
+		}
+	}
 	for _, p := range rep.Plugins {
 		if p.Add.N != 3 || p.Del.N != 3 || p.Add.P50 <= 0 || p.Del.P99 < p.Del.P50 {
 			t.Errorf("%s: ADD %+v, DEL %+v; want 3 samples each", p.ID, p.Add, p.Del)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ringnet/ringnet/agent/api"
+	"github.com/ringnet/ringnet/cni"
 	"github.com/ringnet/ringnet/cni/cnitest"
 )
 
@@ -93,6 +94,11 @@ func bench(ctx context.Context, o options, log io.Writer) (rep *Report, err erro
 		return nil, err
 	}
 	rep = newReport(o)
+	// ringnet's plugin times its own steps into this file (one line per
+	// ADD); the other plugins ignore the variable.
+	timingsFile := filepath.Join(e.dir, "plugin-timings.jsonl")
+	os.Setenv(cni.TimingsEnv, timingsFile)
+	defer os.Unsetenv(cni.TimingsEnv)
 	byID := map[string]*PluginReport{}
 	for _, id := range o.Plugins {
 		p := pluginByID[id]
@@ -117,6 +123,18 @@ func bench(ctx context.Context, o options, log io.Writer) (rep *Report, err erro
 			}
 			e.logf("round %d/%d %-7s ADD p50 %.1f ms, DEL p50 %.1f ms", r+1, o.Runs, p.ID,
 				summarize(byID[p.ID].AddMs).P50, summarize(byID[p.ID].DelMs).P50)
+		}
+	}
+	os.Unsetenv(cni.TimingsEnv)
+	if pr := byID["ringnet"]; pr != nil {
+		steps, err := pluginSteps(timingsFile, pr.AddMs)
+		if err != nil {
+			e.logf("no step timings from ringnet's plugin: %v", err)
+		}
+		for _, name := range stepOrder {
+			if steps != nil {
+				rep.PluginSteps = append(rep.PluginSteps, PhaseReport{Name: name, Summary: summarize(steps[name])})
+			}
 		}
 	}
 	if o.Phases && byID["ringnet"] != nil {

@@ -28,10 +28,14 @@ type cniReport struct {
 		Method        string `json:"method"`
 	} `json:"meta"`
 	Plugins []cniPlugin `json:"plugins"`
-	Phases  []struct {
-		Name    string     `json:"name"`
-		Summary cniSummary `json:"summary"`
-	} `json:"phases"`
+	PluginSteps []cniStep `json:"plugin_steps"`
+	Phases      []cniStep `json:"phases"`
+}
+
+// cniStep is one of ringnet's steps, summarised by bench/cni.
+type cniStep struct {
+	Name    string     `json:"name"`
+	Summary cniSummary `json:"summary"`
 }
 
 // cniPlugin is one plugin's calls.
@@ -150,17 +154,25 @@ func renderCNI(s *section, data []byte) (outcome, error) {
 	}
 	s.ratios("**Target and ratios** to the bridge plugin, measured in the same run:", rs)
 
-	if len(r.Phases) > 0 {
-		fmt.Fprintf(s, "ringnet's ADD and DEL step by step, in-process as the plugin does them (no exec), %d pods:\n\n", m.Pods)
-		s.WriteString("| step | n | p50 ms | p90 ms | p99 ms | max ms |\n|---|--:|--:|--:|--:|--:|\n")
-		for _, ph := range r.Phases {
+	for _, t := range []struct {
+		title string
+		steps []cniStep
+	}{
+		{"ringnet's ADDs above, step by step as the exec'd plugin timed them itself (`RINGNET_CNI_TIMINGS`; the last row is each ADD's wall time less the plugin's own):", r.PluginSteps},
+		{fmt.Sprintf("ringnet's ADD and DEL step by step, redone in-process as the plugin does them (no exec), %d pods:", m.Pods), r.Phases},
+	} {
+		if len(t.steps) == 0 {
+			continue
+		}
+		s.WriteString(t.title + "\n\n| step | n | p50 ms | p90 ms | p99 ms | max ms |\n|---|--:|--:|--:|--:|--:|\n")
+		for _, ph := range t.steps {
 			x := ph.Summary
 			fmt.Fprintf(s, "| %s | %d | %.1f | %.1f | %.1f | %.1f |\n", ph.Name, x.N, x.P50, x.P90, x.P99, x.Max)
 		}
 		s.WriteString("\n")
-		if l := cniLimit(*r, rows[max(ringnet, 0)].add50, ringnet >= 0); l != "" {
-			s.list("**What limited ringnet's ADD** (from the steps' medians):", []string{l})
-		}
+	}
+	if l := cniLimit(*r, rows[max(ringnet, 0)].add50, ringnet >= 0); l != "" {
+		s.list("**What limited ringnet's ADD** (from the steps' medians):", []string{l})
 	}
 	var ps []string
 	for _, p := range r.Plugins {
@@ -170,11 +182,27 @@ func renderCNI(s *section, data []byte) (outcome, error) {
 	return outcome{title: "CNI ADD/DEL", date: m.Date, machine: machineLine(m.Meta), targets: withTargets(rs)}, nil
 }
 
-// cniLimit says which of ringnet's in-process steps took most of an ADD:
-// the largest step of the ADD against their total, and against what a
-// whole cnitool ADD took (add50), the rest being exec and the plugin's
-// start.
+// cniLimit says where ringnet's ADD went: with the plugin's own timings,
+// its steps against what a whole cnitool ADD took (add50) and the rest
+// outside its code; without them, which of the in-process steps took most.
 func cniLimit(r cniReport, add50 chart.Value, haveRingnet bool) string {
+	if len(r.PluginSteps) > 0 && haveRingnet && add50.Measured() {
+		var parts []string
+		var total, outside float64
+		for _, x := range r.PluginSteps {
+			switch {
+			case strings.HasPrefix(x.Name, "outside"):
+				outside = x.Summary.P50
+			case strings.HasSuffix(x.Name, "to result"):
+				total = x.Summary.P50
+			case strings.Contains(x.Name, "CPU"), strings.HasSuffix(x.Name, "to ADD"):
+			default:
+				parts = append(parts, fmt.Sprintf("%s %.1f", strings.TrimPrefix(x.Name, "plugin: "), x.Summary.P50))
+			}
+		}
+		return fmt.Sprintf("a cnitool ADD took %.1f ms; ringnet's plugin spent %.1f ms in its own code (%s ms) and %.1f ms went outside it: exec, the Go runtime's start, exit, and cnitool itself, which the loopback floor shows alone.",
+			add50.Median, total, strings.Join(parts, ", "), outside)
+	}
 	var largest, total *cniSummary
 	var name string
 	for i, ph := range r.Phases {
