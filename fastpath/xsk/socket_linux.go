@@ -22,8 +22,8 @@ func Open(ifname string, queue int, cfg Config) (*Socket, error) {
 // anonymous and private. Mapping and zeroing it is most of what opening a
 // socket costs (about 2.7 ms of 3.5 for the default 8 MiB on a 2-core
 // VM), so a caller that opens sockets on a latency-sensitive path maps
-// their UMEMs ahead of time and hands them to OpenUMEM. Unmap one that is
-// not used with UnmapUMEM.
+// their UMEMs ahead of time and hands them to OpenUMEM, or prepares whole
+// sockets ahead with Prepare. Unmap one that is not used with UnmapUMEM.
 func MapUMEM(cfg Config) ([]byte, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
