@@ -138,7 +138,7 @@ func Add(args *skel.CmdArgs) error {
 	ctx := context.Background()
 	cl := conf.client()
 	pod := podOf(args)
-	var steps timings
+	var steps Timings
 	steps.begin()
 	alloc, err := cl.Allocate(ctx, pod)
 	if err != nil {
@@ -184,17 +184,17 @@ func Add(args *skel.CmdArgs) error {
 }
 
 // TimingsEnv names the file, if set in the plugin's environment, to which
-// ADD appends one JSON line of [timings]: where a CNI ADD spends its time
+// ADD appends one JSON line of [Timings]: where a CNI ADD spends its time
 // inside the plugin. bench/cni sets it; so can a person with cnitool.
 const TimingsEnv = "RINGNET_CNI_TIMINGS"
 
-// timings is one ADD's steps in microseconds, from the process's start:
+// Timings is one ADD's steps in microseconds, from the process's start:
 // Start is the Go runtime's start to Add (package init included),
 // Allocate the call to ringnetd for addresses, Veth making the veth and
 // the pod side, Attach the call to ringnetd that attaches the port, and
 // Total from the start to the printed result. CPU is the process's user
 // and system time until then.
-type timings struct {
+type Timings struct {
 	Start    int64 `json:"start_us"`
 	Allocate int64 `json:"allocate_us"`
 	Veth     int64 `json:"veth_us"`
@@ -209,18 +209,18 @@ type timings struct {
 // initialisation of this package's variables.
 var processStart = time.Now()
 
-func (t *timings) begin() {
+func (t *Timings) begin() {
 	t.last = time.Now()
 	t.Start = t.last.Sub(processStart).Microseconds()
 }
 
 // step sets *d to the time since the last step.
-func (t *timings) step(d *int64) {
+func (t *Timings) step(d *int64) {
 	now := time.Now()
 	*d, t.last = now.Sub(t.last).Microseconds(), now
 }
 
-func (t *timings) write() {
+func (t *Timings) write() {
 	path := os.Getenv(TimingsEnv)
 	if path == "" {
 		return

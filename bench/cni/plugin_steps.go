@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+
+	"github.com/ringnet/ringnet/cni"
 )
 
 // Steps of ringnet's ADD as the exec'd plugin timed them itself (its
@@ -21,16 +23,6 @@ const (
 
 var stepOrder = []string{stepStart, stepAllocate, stepVeth, stepAttach, stepTotal, stepCPU, stepOutside}
 
-// pluginTimings is one line of the plugin's timings (cni's timings type).
-type pluginTimings struct {
-	Start    int64 `json:"start_us"`
-	Allocate int64 `json:"allocate_us"`
-	Veth     int64 `json:"veth_us"`
-	Attach   int64 `json:"attach_us"`
-	Total    int64 `json:"total_us"`
-	CPU      int64 `json:"cpu_us"`
-}
-
 // pluginSteps reads the timings ringnet's plugin wrote to path, one line
 // per ADD in the order of the calls: the warm-up's, then one per sample of
 // addMs (the wall time of each cnitool ADD). It fails unless there is a
@@ -41,10 +33,10 @@ func pluginSteps(path string, addMs []float64) (map[string][]float64, error) {
 		return nil, err
 	}
 	defer f.Close()
-	var lines []pluginTimings
+	var lines []cni.Timings
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var t pluginTimings
+		var t cni.Timings
 		if err := json.Unmarshal(sc.Bytes(), &t); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}

@@ -27,9 +27,9 @@ type cniReport struct {
 		Pods          int    `json:"pods"`
 		Method        string `json:"method"`
 	} `json:"meta"`
-	Plugins []cniPlugin `json:"plugins"`
-	PluginSteps []cniStep `json:"plugin_steps"`
-	Phases      []cniStep `json:"phases"`
+	Plugins     []cniPlugin `json:"plugins"`
+	PluginSteps []cniStep   `json:"plugin_steps"`
+	Phases      []cniStep   `json:"phases"`
 }
 
 // cniStep is one of ringnet's steps, summarised by bench/cni.
