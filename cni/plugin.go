@@ -188,12 +188,13 @@ func Add(args *skel.CmdArgs) error {
 // inside the plugin. bench/cni sets it; so can a person with cnitool.
 const TimingsEnv = "RINGNET_CNI_TIMINGS"
 
-// Timings is one ADD's steps in microseconds, from the process's start:
-// Start is the Go runtime's start to Add (package init included),
-// Allocate the call to ringnetd for addresses, Veth making the veth and
-// the pod side, Attach the call to ringnetd that attaches the port, and
-// Total from the start to the printed result. CPU is the process's user
-// and system time until then.
+// Timings is one ADD's steps in microseconds: Start from the
+// initialisation of this package (by then the Go runtime and the packages
+// it imports have started) to Add, Allocate the call to ringnetd for
+// addresses, Veth making the veth and the pod side, Attach the call to
+// ringnetd that attaches the port, and Total from that initialisation to
+// the printed result. CPU is the process's user and system time until
+// then, the runtime's start included.
 type Timings struct {
 	Start    int64 `json:"start_us"`
 	Allocate int64 `json:"allocate_us"`

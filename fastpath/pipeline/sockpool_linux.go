@@ -34,7 +34,8 @@ type sockPool struct {
 }
 
 // newSockPool starts a pool of size sockets for cfg in the calling
-// thread's network namespace. Call it on a locked thread, as AddPort is.
+// thread's network namespace, the dataplane's: AddPort's (ringnetd runs in
+// one namespace; tests call AddPort on a thread locked in theirs).
 func newSockPool(cfg xsk.Config, size int) *sockPool {
 	p := &sockPool{cfg: cfg, netns: -1, ready: make(chan *xsk.Socket, size),
 		kick: make(chan struct{}, 1), done: make(chan struct{})}
