@@ -180,7 +180,6 @@ func (s *Socket) Bind(ifname string, queue int) error {
 	if err != nil {
 		return fmt.Errorf("xsk %s queue %d: %w", ifname, queue, err)
 	}
-	s.ifname, s.ifindex, s.queue = ifname, ifindex, queue
 	var flags uint16
 	switch s.cfg.Bind {
 	case BindCopy:
@@ -195,6 +194,7 @@ func (s *Socket) Bind(ifname string, queue int) error {
 	if err := unix.Bind(s.fd, sa); err != nil {
 		return fmt.Errorf("xsk %s queue %d: bind in %s mode: %w", ifname, queue, s.cfg.Bind, explainBind(err, ifname, queue, s.cfg.Bind))
 	}
+	s.ifname, s.ifindex, s.queue = ifname, ifindex, queue
 	var opts struct{ flags uint32 }
 	if err := getsockoptPtr(s.fd, unix.XDP_OPTIONS, unsafe.Pointer(&opts), unsafe.Sizeof(opts)); err == nil {
 		s.zc = opts.flags&unix.XDP_OPTIONS_ZEROCOPY != 0
