@@ -177,15 +177,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 	return nil
 }
 
-// stepTables are ringnet's step-by-step timings, titled.
-func (r *Report) stepTables() []struct {
+// stepTable is one of ringnet's step-by-step timings, titled.
+type stepTable struct {
 	title string
 	steps []PhaseReport
-} {
-	return []struct {
-		title string
-		steps []PhaseReport
-	}{
+}
+
+// stepTables are the report's step tables, empty ones included.
+func (r *Report) stepTables() []stepTable {
+	return []stepTable{
 		{"ADDs above, step by step as the exec'd plugin timed them itself", r.PluginSteps},
 		{fmt.Sprintf("ADD and DEL by phase, redone in-process as the plugin does them (no exec), %d pods", r.Meta.Pods), r.Phases},
 	}

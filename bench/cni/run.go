@@ -132,8 +132,8 @@ func bench(ctx context.Context, o options, log io.Writer) (rep *Report, err erro
 			e.logf("no step timings from ringnet's plugin: %v", err)
 		}
 		for _, name := range stepOrder {
-			if steps != nil {
-				rep.PluginSteps = append(rep.PluginSteps, PhaseReport{Name: name, Summary: summarize(steps[name])})
+			if samples, ok := steps[name]; ok {
+				rep.PluginSteps = append(rep.PluginSteps, PhaseReport{Name: name, Summary: summarize(samples)})
 			}
 		}
 	}
