@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -386,3 +387,24 @@ func BenchmarkConntrackInsertMapRWMutex(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkMemoryLatency is this machine's floor for one lookup in a table
+// larger than its caches: a chain of dependent loads, each from a random
+// cache line of 256 MiB (more than the 1M-flow table's 164 MiB), so that
+// no load can start before the one before it has arrived, as a lookup's
+// record cannot be read before its bucket. ns/op is one cache miss.
+func BenchmarkMemoryLatency(b *testing.B) {
+	const lines = 256 << 20 / 64
+	next := make([]uint32, lines*16) // line i's first word: the next line of the chain
+	perm := rand.Perm(lines)
+	for i, l := range perm {
+		next[l*16] = uint32(perm[(i+1)%lines])
+	}
+	l := uint32(perm[0])
+	for b.Loop() {
+		l = next[l*16]
+	}
+	latencySink = l
+}
+
+var latencySink uint32

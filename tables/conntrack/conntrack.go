@@ -43,9 +43,16 @@
 // how many did so. A lookup reads one bucket (two adjacent ones only after
 // a spill, which at this load is rare), and the record of each slot whose
 // tag matches (a wrong match costs an extra record read for 1 in 128
-// other keys in the bucket): two cache misses in a big table. LookupBatch
-// overlaps the misses of up to 16 keys: it hashes them all and touches
-// their buckets, then touches the matching records, then reads. There are
+// other keys in the bucket): two cache misses in a big table, one after
+// the other, since the record is known only once the bucket has arrived.
+// That is the floor of a single Lookup in a table larger than the caches:
+// on the 2-core machine of docs/benchmarks.md one miss costs about 170 ns
+// (BenchmarkMemoryLatency), and a Lookup in a 1M-flow table about as much,
+// since the CPU runs ahead into the next call while it waits.
+// LookupBatch is the way past it: a software pipeline that fetches key
+// i's bucket while it searches key i-12's and reads key i-24's record, with
+// PREFETCHT0 (prefetch_amd64.s) rather than loads, which would hold back
+// every instruction after them until the line arrives. There are
 // no tombstones and nothing is ever moved: a key stays in the slot it was
 // published in until it is removed.
 //
@@ -121,6 +128,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // MaxCapacity is the largest Capacity New accepts: record indexes have 24
@@ -496,59 +504,68 @@ func (t *Table) Lookup(k Key, now Time) (c Conn, ok bool) {
 	return c, ok
 }
 
-// batchChunk is how many keys LookupBatch has in flight.
-const batchChunk = 32
+// LookupBatch's software pipeline: key i is hashed and its bucket fetched
+// at step i, its bucket searched and the matching record fetched at step
+// i+batchDist, and the record read at step i+2*batchDist. batchDist steps
+// take about as long as one cache miss, so the misses of about 2*batchDist
+// keys are in flight at any time. batchRing holds the keys between steps.
+const (
+	batchDist = 12
+	batchRing = 32 // a power of two > 2*batchDist
+)
 
 // LookupBatch looks up every key of keys, as Lookup does, into conns[i]
 // and found[i] (conns and found must be at least as long as keys), and
 // returns how many it found. In a table larger than the CPU caches it
-// costs a fraction of as many Lookup calls: it works on up to 32 keys at a
-// time in steps (hash them all; touch their buckets; find the slots whose
-// tags match; touch those records; read), and the loads within a step do
-// not depend on each other, so their cache misses overlap instead of
-// following one another. It takes no lock and does not allocate.
+// costs a fraction of as many Lookup calls: a lookup is two dependent
+// cache misses (the bucket, then the record), and LookupBatch runs the
+// keys through a software pipeline in which the misses of about 24 keys
+// overlap instead of following one another. It takes no lock and does
+// not allocate.
 func (t *Table) LookupBatch(keys []Key, now Time, conns []Conn, found []bool) (hits int) {
-	conns, found = conns[:len(keys)], found[:len(keys)]
-	var ps [batchChunk]packed
-	var hs [batchChunk]uint64
-	var cand [batchChunk]uint32
-	for len(keys) > 0 {
-		n := min(len(keys), batchChunk)
-		for i := range n {
-			keys[i].packInto(&ps[i])
-			hs[i] = hash(&ps[i], &t.seed)
+	n := len(keys)
+	conns, found = conns[:n], found[:n]
+	var ps [batchRing]packed
+	var hs [batchRing]uint64
+	var cand [batchRing]uint32
+	for i := range n + 2*batchDist {
+		if i < n {
+			r := i & (batchRing - 1)
+			keys[i].packInto(&ps[r])
+			hs[r] = hash(&ps[r], &t.seed)
+			prefetch(uintptr(unsafe.Pointer(&t.buckets[hs[r]&t.bmask])))
 		}
-		// Short loops of independent loads: as many misses in flight as
-		// the CPU allows. The loaded values are not needed.
-		for i := range n {
-			t.buckets[hs[i]&t.bmask][0].Load()
-		}
-		for i := range n {
-			cand[i] = 0
-			bk, tag := &t.buckets[hs[i]&t.bmask], tagOf(hs[i])
-			for j := 1; j < bucketWords; j++ {
-				if s := bk[j].Load(); s&tagBits == tag && s != 0 {
-					cand[i] = s
-					break
-				}
+		if j := i - batchDist; j >= 0 && j < n {
+			r := j & (batchRing - 1)
+			cand[r] = t.candidate(hs[r])
+			if cand[r] != 0 {
+				prefetch(uintptr(unsafe.Pointer(&t.recs[cand[r]&idxBits-1])))
 			}
 		}
-		for i := range n {
-			if s := cand[i]; s != 0 {
-				t.recs[s&idxBits-1].live.Load()
-			}
-		}
-		for i := range n {
-			ok := cand[i] != 0 && t.read(cand[i], &keys[i], &ps[i], now, &conns[i]) ||
-				t.lookup(&keys[i], &ps[i], hs[i], now, &conns[i])
-			found[i] = ok
+		if m := i - 2*batchDist; m >= 0 {
+			r := m & (batchRing - 1)
+			ok := cand[r] != 0 && t.read(cand[r], &keys[m], &ps[r], now, &conns[m]) ||
+				t.lookup(&keys[m], &ps[r], hs[r], now, &conns[m])
+			found[m] = ok
 			if ok {
 				hits++
 			}
 		}
-		keys, conns, found = keys[n:], conns[n:], found[n:]
 	}
 	return hits
+}
+
+// candidate is the first slot of the home bucket of a key with hash h
+// whose tag matches, or 0. LookupBatch reads its record first; if that is
+// not the key's, it falls back to lookup.
+func (t *Table) candidate(h uint64) uint32 {
+	bk, tag := &t.buckets[h&t.bmask], tagOf(h)
+	for j := 1; j < bucketWords; j++ {
+		if s := bk[j].Load(); s&tagBits == tag && s != 0 {
+			return s
+		}
+	}
+	return 0
 }
 
 func (t *Table) lookup(k *Key, p *packed, h uint64, now Time, c *Conn) bool {
