@@ -100,7 +100,9 @@ const lookupBatch = 64
 // BenchmarkConntrackLookup looks up 1M flows, both directions, in a
 // scattered order: one Lookup per op ("serial", "parallel"), or LookupBatch
 // over 64 keys at a time, still reported per key ("batch",
-// "batch-parallel"). The parallel variants run 4 goroutines per CPU.
+// "batch-parallel"), or Prefetch of 64 keys then a Lookup of each, as a
+// worker does with its batch ("prefetch"). The parallel variants run 4
+// goroutines per CPU.
 func BenchmarkConntrackLookup(b *testing.B) {
 	tab, keys := benchTable(b), benchLookupKeys()
 	mask := len(keys) - 1
@@ -136,6 +138,20 @@ func BenchmarkConntrackLookup(b *testing.B) {
 			off := i & mask
 			if tab.LookupBatch(keys[off:off+lookupBatch], 1, conns, found) != lookupBatch {
 				b.Fatal("miss")
+			}
+		}
+		b.ReportMetric(bench.tabBytes, "B/flow")
+	})
+	b.Run("prefetch", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i += lookupBatch {
+			off := i & mask
+			batch := keys[off : off+lookupBatch]
+			tab.Prefetch(batch)
+			for j := range batch {
+				if _, ok := tab.Lookup(batch[j], 1); !ok {
+					b.Fatal("miss")
+				}
 			}
 		}
 		b.ReportMetric(bench.tabBytes, "B/flow")

@@ -372,6 +372,12 @@ type Table struct {
 	_       cachePad
 	sweepAt atomic.Uint64 // next record Sweep examines; any sweeper
 	_       cachePad
+	// sweepUsed counts the records in use that Sweep saw since its pass
+	// began; at the end of the pass it sets large (see Large), which
+	// workers read once per batch.
+	sweepUsed atomic.Uint64
+	large     atomic.Bool
+	_         cachePad
 }
 
 // New allocates a table for cfg.Capacity connections.
@@ -554,6 +560,44 @@ func (t *Table) LookupBatch(keys []Key, now Time, conns []Conn, found []bool) (h
 	}
 	return hits
 }
+
+// Prefetch starts fetching what Lookup and Insert of keys will read: the
+// bucket of each key and the record its tag points at, through the same
+// pipeline as LookupBatch, without reading the records. A worker that
+// handles its batch packet by packet calls it first with the batch's keys,
+// so that each packet's Lookup then finds its lines in the cache. It is
+// worth its cost (about as much as hashing the keys) only when the table is
+// larger than the caches; see [Table.Large]. It takes no lock, writes
+// nothing and does not allocate.
+func (t *Table) Prefetch(keys []Key) {
+	n := len(keys)
+	var ps packed
+	var hs [batchRing]uint64
+	for i := range n + batchDist {
+		if i < n {
+			keys[i].packInto(&ps)
+			hs[i&(batchRing-1)] = hash(&ps, &t.seed)
+			prefetch(uintptr(unsafe.Pointer(&t.buckets[hs[i&(batchRing-1)]&t.bmask])))
+		}
+		if j := i - batchDist; j >= 0 {
+			if s := t.candidate(hs[j&(batchRing-1)]); s != 0 {
+				prefetch(uintptr(unsafe.Pointer(&t.recs[s&idxBits-1])))
+			}
+		}
+	}
+}
+
+// largeConns is the number of connections above which the lines a batch
+// of lookups reads (two buckets and a record per connection, 192 bytes)
+// no longer fit in a core's L2 cache (512 KiB on the machines of
+// docs/benchmarks.md) and Prefetch pays for itself.
+const largeConns = 4096
+
+// Large reports whether the table held more than 4096 connections, as
+// counted by the last full pass of Sweep over the records (an estimate:
+// connections come and go during the pass), which is good enough to
+// decide whether to call Prefetch. False until Sweep has made a pass.
+func (t *Table) Large() bool { return t.large.Load() }
 
 // candidate is the first slot of the home bucket of a key with hash h
 // whose tag matches, or 0. LookupBatch reads its record first; if that is
@@ -1327,14 +1371,21 @@ func (t *Table) Sweep(now Time, budget int) (expired int) {
 	n := uint64(len(t.recs))
 	k := uint64(min(max(budget, 0), len(t.recs)))
 	i := (t.sweepAt.Add(k) - k) % n
+	used := uint64(0) // records in use, since the call began or the pass ended
 	for range k {
-		if live := t.recs[i].live.Load(); live&usedBit != 0 && t.expired(live, now) &&
-			t.take(uint32(i), nil, now, whyExpired, false) == takeOK {
-			expired++
+		if live := t.recs[i].live.Load(); live&usedBit != 0 {
+			used++
+			if t.expired(live, now) && t.take(uint32(i), nil, now, whyExpired, false) == takeOK {
+				expired++
+				used--
+			}
 		}
 		if i++; i == n {
 			i = 0
+			t.large.Store(t.sweepUsed.Swap(0)+used > largeConns) // a pass ended
+			used = 0
 		}
 	}
+	t.sweepUsed.Add(used)
 	return expired
 }

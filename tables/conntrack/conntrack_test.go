@@ -377,6 +377,7 @@ func TestAllocs(t *testing.T) {
 	}{
 		{"Lookup", func() { tab.Lookup(keys[i%200], now); i++ }},
 		{"LookupBatch", func() { tab.LookupBatch(keys[:100], now, conns, found) }},
+		{"Prefetch", func() { tab.Prefetch(keys[:100]) }},
 		{"Update", func() {
 			if c, ok := tab.Lookup(keys[i%200], now); ok {
 				tab.Update(&c, TCPFlagACK, now)
@@ -391,6 +392,48 @@ func TestAllocs(t *testing.T) {
 		if n := testing.AllocsPerRun(1000, c.f); n != 0 {
 			t.Errorf("%s allocates %v times per run", c.name, n)
 		}
+	}
+}
+
+// TestLarge: Large follows the number of connections as Sweep's passes
+// count them, whatever the budget per call.
+func TestLarge(t *testing.T) {
+	tab := mustNew(t, Config{Capacity: 3 * largeConns})
+	if tab.Large() {
+		t.Fatal("Large before any sweep")
+	}
+	pass := func(budget int, now Time) {
+		for range (tab.Capacity() + budget - 1) / budget {
+			tab.Sweep(now, budget)
+		}
+	}
+	for i := range largeConns + 100 {
+		if _, r := tab.Insert(KeyFrom(podA, podB, uint16(i), 80, ProtoUDP), NAT{}, 0, 1); r != Inserted {
+			t.Fatalf("Insert %d: %v", i, r)
+		}
+	}
+	for _, budget := range []int{1000, 3 * largeConns} {
+		pass(budget, 1)
+		pass(budget, 1)
+		if !tab.Large() {
+			t.Errorf("budget %d: not Large with %d connections", budget, tab.Len())
+		}
+	}
+	for i := range 200 {
+		tab.Delete(KeyFrom(podA, podB, uint16(i), 80, ProtoUDP))
+	}
+	pass(1000, 1)
+	pass(1000, 1)
+	if tab.Large() {
+		t.Errorf("Large with %d connections", tab.Len())
+	}
+	for i := range 200 {
+		tab.Insert(KeyFrom(podA, podB, uint16(i), 80, ProtoUDP), NAT{}, 0, 1)
+	}
+	pass(1000, 1)
+	pass(1000, 1)
+	if !tab.Large() {
+		t.Errorf("not Large again with %d connections", tab.Len())
 	}
 }
 
