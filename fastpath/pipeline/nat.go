@@ -185,6 +185,26 @@ func keyOf(p *packet.Parsed) conntrack.Key {
 	return conntrack.KeyFrom(p.Src, p.Dst, sport, p.DstPort, p.IPProto)
 }
 
+// tracks reports whether packets of this batch take the conntrack lookup
+// (services or masquerade, or NetworkPolicy) in a table large enough that
+// prefetching its lines pays (conntrack.Table.Large).
+func (f *forwarder) tracks() bool {
+	return f.ct != nil && (f.natOn || f.pol != nil) && f.ct.Large()
+}
+
+// connKey is the key translate and admit will look frame's connection up
+// by, if they will: not for frames that are not IP, do not decode, or are
+// a later fragment. It decodes into f.peek, leaving f.p to process.
+func (f *forwarder) connKey(frame []byte) (conntrack.Key, bool) {
+	p := &f.peek
+	if packet.Decode(frame, p) != packet.OK ||
+		p.EtherType != packet.EtherTypeIPv4 && p.EtherType != packet.EtherTypeIPv6 ||
+		p.Fragment && !p.FirstFragment {
+		return conntrack.Key{}, false
+	}
+	return keyOf(p), true
+}
+
 // translate is the NAT step of a parsed IP packet, before it is routed,
 // once services or masquerade are published: it finds the packet's
 // connection and rewrites the packet by it, or opens the connection if

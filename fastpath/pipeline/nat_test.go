@@ -530,3 +530,129 @@ func TestServiceSharedBackendClash(t *testing.T) {
 		}
 	}
 }
+
+// manyFlows is a dataplane whose pod A has flows connections open to
+// nvip ClusterIPs (flows/nvip client ports each), all served by pod B, a
+// port per service so that the connections' reply tuples differ; its
+// conntrack table holds capacity connections and has been swept once.
+type manyFlows struct {
+	d      *Dataplane
+	w      *Worker
+	pa, pb *xsk.Peer
+	flows  int
+	tmpl   [][]byte // a frame to each ClusterIP
+	batch  [][]byte
+}
+
+func newManyFlows(tb testing.TB, nvip, flows, capacity int) *manyFlows {
+	tb.Helper()
+	d, err := New(Config{Gateway: testGW, ConntrackCapacity: capacity})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := &manyFlows{d: d, w: d.workers[0], flows: flows,
+		pa: pairPort(tb, d, PortSpec{Ifname: "a", MAC: net.HardwareAddr(macA[:]), IPv4: netip.MustParseAddr("10.244.0.10")})[0],
+		pb: pairPort(tb, d, PortSpec{Ifname: "b", MAC: net.HardwareAddr(macB[:]), IPv4: netip.MustParseAddr("10.244.0.11")})[0]}
+	var specs []service.Spec
+	for v := range nvip {
+		addr := netip.AddrFrom4([4]byte{10, 96, 1, byte(v)})
+		specs = append(specs, service.Spec{VIP: addr, Proto: packet.ProtoUDP, Port: 5001, Backends: backends(uint16(6000+v), "10.244.0.11")})
+		f := udp4Frame(macA, "10.244.0.10", addr.String(), 64)
+		binary.BigEndian.PutUint16(f[34+6:], 0)
+		m.tmpl = append(m.tmpl, f)
+	}
+	setServices(tb, d, specs...)
+	m.batch = make([][]byte, 64)
+	for i := range m.batch {
+		m.batch[i] = make([]byte, len(m.tmpl[0]))
+	}
+	for first := 0; first < flows; first += len(m.batch) {
+		m.fill(func(j int) int { return (first + j) % flows })
+		m.step()
+	}
+	ct := d.Conntrack()
+	ct.Sweep(d.ConntrackNow(), ct.Capacity())
+	if n := ct.Len(); n != flows {
+		tb.Fatalf("%d connections tracked, want %d", n, flows)
+	}
+	return m
+}
+
+// fill makes frame j of the batch one of flow(j).
+func (m *manyFlows) fill(flow func(j int) int) {
+	for j, f := range m.batch {
+		n := flow(j)
+		copy(f, m.tmpl[n%len(m.tmpl)])
+		binary.BigEndian.PutUint16(f[34:], uint16(1024+n/len(m.tmpl)))
+	}
+}
+
+// step has pod A send the batch; what reaches pod B goes to sent (nil:
+// dropped).
+func (m *manyFlows) step(sent ...func([]byte)) {
+	m.pa.Deliver(m.batch...)
+	m.w.step()
+	var fn func([]byte)
+	if len(sent) > 0 {
+		fn = sent[0]
+	}
+	m.pb.Sent(fn)
+}
+
+// TestServiceManyFlows: with more connections than Large's threshold the
+// worker prefetches each batch's conntrack lines; packets are translated
+// by their own connections all the same, without allocating.
+func TestServiceManyFlows(t *testing.T) {
+	const nvip, flows = 4, 6000
+	m := newManyFlows(t, nvip, flows, 8192)
+	if !m.d.Conntrack().Large() {
+		t.Fatal("the table is not Large")
+	}
+	m.fill(func(j int) int { return j * 89 % flows })
+	var got []uint16
+	m.step(func(f []byte) { got = append(got, binary.BigEndian.Uint16(f[34+2:])) })
+	if len(got) != len(m.batch) {
+		t.Fatalf("pod B got %d frames, want %d; counters %v", len(got), len(m.batch), counts(m.w))
+	}
+	for j, port := range got {
+		if want := uint16(6000 + j*89%flows%nvip); port != want {
+			t.Errorf("frame %d reached pod B at port %d, want %d", j, port, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { m.step() }); n != 0 {
+		t.Errorf("a prefetched batch allocates %v times", n)
+	}
+	if c := counts(m.w); c["forwarded"] < 101*64+flows || len(c) != 1 {
+		t.Errorf("counters %v, want only forwarded", c)
+	}
+}
+
+// BenchmarkPipelineForwardServiceFlows is BenchmarkPipelineForwardService
+// with a million tracked connections (16 ClusterIPs, 62,500 client ports
+// each, in a table of 1M; pod B serves each on a port of its own), the
+// packets of each batch from flows scattered over all of them, so that
+// every packet's conntrack lookup misses the CPU caches: with the worker's
+// prefetch of the batch's lines ("prefetch") and without it ("off").
+func BenchmarkPipelineForwardServiceFlows(b *testing.B) {
+	const flows = 1_000_000
+	m := newManyFlows(b, 16, flows, 1<<20)
+	if !m.d.Conntrack().Large() {
+		b.Fatal("the table is not Large")
+	}
+	for _, mode := range []string{"prefetch", "off"} {
+		b.Run(mode, func(b *testing.B) {
+			m.w.noPrefetch = mode == "off"
+			before := counts(m.w)["forwarded"]
+			b.ReportAllocs()
+			k := uint64(0)
+			for i := 0; i < b.N; i += len(m.batch) {
+				m.fill(func(int) int { k++; return int(k * 0x9E3779B1 % flows) })
+				m.step()
+			}
+			b.StopTimer()
+			if got := counts(m.w)["forwarded"] - before; got < uint64(b.N) {
+				b.Fatalf("forwarded %d of %d: %v", got, b.N, counts(m.w))
+			}
+		})
+	}
+}

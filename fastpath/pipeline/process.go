@@ -39,6 +39,7 @@ type forwarder struct {
 	gw    Gateway
 	gw6   netip.Addr // gw.IPv6 as an Addr, for checksums
 	p     packet.Parsed
+	peek  packet.Parsed // connKey's, for the conntrack prefetch
 	bcast [4]byte
 
 	// Set by the worker once per batch.

@@ -8,6 +8,7 @@ import (
 	"github.com/ringnet/ringnet/fastpath/packet"
 	"github.com/ringnet/ringnet/fastpath/stats"
 	"github.com/ringnet/ringnet/fastpath/xsk"
+	"github.com/ringnet/ringnet/tables/conntrack"
 	"github.com/ringnet/ringnet/tables/endpoint"
 	"github.com/ringnet/ringnet/tables/route"
 )
@@ -61,9 +62,12 @@ type Worker struct {
 	reasons [][]stats.Reason // by destination port ID: what to count once sent
 	touched []uint16         // port IDs with pending frames
 	rx      []xsk.Desc       // RX batch
-	rxCount []uint64         // by port ID, not yet published
-	txCount []uint64         // by port ID, not yet published
-	batch   int
+	ctKeys  []conntrack.Key  // the RX batch's connection keys, for Prefetch
+	// noPrefetch turns the conntrack prefetch off (benchmarks compare).
+	noPrefetch bool
+	rxCount    []uint64 // by port ID, not yet published
+	txCount    []uint64 // by port ID, not yet published
+	batch      int
 
 	// Busy accounting (see above), in ns on the clock of dp.epoch. Owned
 	// by the worker goroutine; publish copies busy and total into pubBusy
@@ -77,7 +81,7 @@ type Worker struct {
 
 func newWorker(dp *Dataplane, id int) *Worker {
 	w := &Worker{id: id, dp: dp, fwd: newForwarder(dp.cfg.Gateway), batch: dp.cfg.Batch,
-		rx: make([]xsk.Desc, dp.cfg.Batch)}
+		rx: make([]xsk.Desc, dp.cfg.Batch), ctKeys: make([]conntrack.Key, 0, dp.cfg.Batch)}
 	w.fwd.natPorts = dp.cfg.NATPorts
 	w.fwd.flows = &w.flowRing
 	w.wakeFD.Store(-1)
@@ -150,6 +154,9 @@ func (w *Worker) step() int {
 			continue
 		}
 		w.fwd.from = p
+		if w.fwd.tracks() && !w.noPrefetch {
+			w.prefetchConns(s, w.rx[:n])
+		}
 		for _, d := range w.rx[:n] {
 			frame := s.Frame(d)
 			v, out, length, reason := w.fwd.process(frame, eps)
@@ -190,6 +197,23 @@ func (w *Worker) step() int {
 		w.publishBusy()
 	}
 	return work
+}
+
+// prefetchConns starts fetching the conntrack lines the frames of descs
+// will need, so that process, which looks connections up one frame at a
+// time, finds them in the cache: in a table larger than the caches a
+// lookup is two cache misses one after the other, and Prefetch overlaps
+// those of the whole batch (package conntrack). In a small table the lines
+// are cached already and the decode and hash this costs per frame would be
+// lost, so it runs only when the table is Large.
+func (w *Worker) prefetchConns(s *xsk.Socket, descs []xsk.Desc) {
+	keys := w.ctKeys[:0]
+	for _, d := range descs {
+		if k, ok := w.fwd.connKey(s.Frame(d)); ok {
+			keys = append(keys, k)
+		}
+	}
+	w.fwd.ct.Prefetch(keys)
 }
 
 // account charges the time from the previous step's start to now (ns
