@@ -210,6 +210,31 @@ func BenchmarkConntrackInsert(b *testing.B) {
 			}
 		}
 	})
+	b.Run("prefetch", func(b *testing.B) {
+		b.ReportAllocs()
+		keys := make([]Key, lookupBatch)
+		n := tab.Len()
+		for i := 0; i < b.N; i += len(keys) {
+			if n >= benchFlows/2 {
+				b.StopTimer()
+				now += 1 << 20
+				tab.Sweep(now, benchFlows)
+				n = 0
+				b.StartTimer()
+			}
+			first := int(benchNext.Add(int64(len(keys)))) - len(keys) + 1 // Add returns the last number taken
+			for j := range keys {
+				keys[j] = benchKey(first + j)
+			}
+			tab.Prefetch(keys)
+			for j := range keys {
+				if _, res := tab.Insert(keys[j], NAT{}, 0, now); res != Inserted {
+					b.Fatalf("Insert = %v", res)
+				}
+			}
+			n += len(keys)
+		}
+	})
 	// Fill it, then keep inserting: each insert evicts.
 	now += 1 << 20
 	for range benchFlows {

@@ -60,7 +60,11 @@
 //
 // Every word that more than one goroutine touches (slots, spill counts,
 // record words) is a sync/atomic value, read with atomic loads and written
-// with atomic stores or CAS; on amd64 the loads are plain MOVs. Readers
+// with atomic stores or CAS; on amd64 the loads are plain MOVs. The
+// exception: on amd64, outside the race detector, Insert writes a record's
+// keys and label, and the slots it publishes, with plain stores, since
+// only the live word's store orders anything (store.go says why that is
+// safe). Readers
 // (Lookup, LookupBatch) take no lock, write nothing and never wait: a
 // lookup is a bounded number of loads, with no retry loop.
 //
@@ -100,12 +104,13 @@
 // and rarely take the free list's own mutex (taken last). Len and Stats
 // take the shard locks one at a time.
 //
-// Atomic writes are full barriers on amd64 (XCHG), and one that misses the
-// cache stalls for the whole miss. Insert therefore first touches (loads)
-// the two buckets of its keys, the record its shard will hand out next
-// (a hint the shard publishes), and, when the table is full, the buckets
-// of the connection it will evict, so that all these misses overlap before
-// it takes the first lock.
+// Atomic writes and locks are full barriers on amd64 (XCHG, LOCK
+// CMPXCHG), and one that waits for a miss stalls for all of it. Insert
+// therefore first touches (loads) the two buckets of its keys, the record
+// its shard will hand out next (a hint the shard publishes), and, when the
+// table is full, the buckets of the connection it will evict, so that all
+// these misses overlap before it takes the first lock. A worker that calls
+// Prefetch for its batch first has them fetched before Insert is called.
 //
 // # Eviction
 //
@@ -563,7 +568,9 @@ func (t *Table) LookupBatch(keys []Key, now Time, conns []Conn, found []bool) (h
 
 // Prefetch starts fetching what Lookup and Insert of keys will read: the
 // bucket of each key and the record its tag points at, through the same
-// pipeline as LookupBatch, without reading the records. A worker that
+// pipeline as LookupBatch, without reading the records; for a key whose
+// bucket has no candidate, what its Insert without NAT will write (the
+// reversed key's bucket, the record its shard hands out next). A worker that
 // handles its batch packet by packet calls it first with the batch's keys,
 // so that each packet's Lookup then finds its lines in the cache. It is
 // worth its cost (about as much as hashing the keys) only when the table is
@@ -580,8 +587,19 @@ func (t *Table) Prefetch(keys []Key) {
 			prefetch(uintptr(unsafe.Pointer(&t.buckets[hs[i&(batchRing-1)]&t.bmask])))
 		}
 		if j := i - batchDist; j >= 0 {
-			if s := t.candidate(hs[j&(batchRing-1)]); s != 0 {
+			h := hs[j&(batchRing-1)]
+			if s := t.candidate(h); s != 0 {
 				prefetch(uintptr(unsafe.Pointer(&t.recs[s&idxBits-1])))
+				continue
+			}
+			// Likely a new connection: fetch what inserting it without
+			// NAT will touch, the reply key's bucket and the record the
+			// shard will hand out.
+			r := keys[j].Reverse()
+			r.packInto(&ps)
+			prefetch(uintptr(unsafe.Pointer(&t.buckets[hash(&ps, &t.seed)&t.bmask])))
+			if next := t.shards[t.shardOf(h)].next.Load(); int(next) < len(t.recs) {
+				prefetch(uintptr(unsafe.Pointer(&t.recs[next])))
 			}
 		}
 	}
@@ -860,10 +878,12 @@ func (t *Table) fill(c *Conn, idx uint32, d Dir, live uint64) {
 // ones; see the package doc. It does not allocate.
 func (t *Table) Insert(orig Key, nat NAT, label uint32, now Time) (Conn, Result) {
 	reply := nat.Apply(orig).Reverse()
-	po, pr := orig.pack(), reply.pack()
+	var po, pr packed
+	orig.packInto(&po)
+	reply.packInto(&pr)
 	ho, hr := hash(&po, &t.seed), hash(&pr, &t.seed)
 	so, sr := t.shardOf(ho), t.shardOf(hr)
-	if reply == orig {
+	if po == pr { // packing is one to one: reply == orig
 		sh := &t.shards[so]
 		sh.mu.Lock()
 		sh.ctr[ctrInvalid]++
@@ -890,7 +910,7 @@ func (t *Table) Insert(orig Key, nat NAT, label uint32, now Time) (Conn, Result)
 	var held lockset
 	held.lock(t, so, sr)
 	defer held.unlock(t)
-	c, res := t.insertLocked(&po, &pr, ho, hr, &held, label, now, victim)
+	c, res := t.insertLocked(&orig, &po, &pr, ho, hr, &held, label, now, victim)
 	t.shards[so].ctr[ctrInserted+int(res)]++
 	return c, res
 }
@@ -908,7 +928,7 @@ func (t *Table) prefetchConn(idx uint32) {
 	}
 }
 
-func (t *Table) insertLocked(po, pr *packed, ho, hr uint64, held *lockset, label uint32, now Time, victim uint32) (c Conn, _ Result) {
+func (t *Table) insertLocked(orig *Key, po, pr *packed, ho, hr uint64, held *lockset, label uint32, now Time, victim uint32) (c Conn, _ Result) {
 	// An expired connection on either tuple gives way; a live one wins.
 	// find also returns a free slot of the home bucket (eo, er): usually
 	// where the new keys go.
@@ -971,17 +991,17 @@ func (t *Table) insertLocked(po, pr *packed, ho, hr uint64, held *lockset, label
 	r := &t.recs[idx]
 	gen := (r.live.Load()>>genShift + 1) & genMask
 	for j := range po.n {
-		r.kw[j][Original].Store(po.w[j])
+		storeRelaxed64(&r.kw[j][Original], po.w[j])
 	}
 	for j := range pr.n {
-		r.kw[j][Reply].Store(pr.w[j])
+		storeRelaxed64(&r.kw[j][Reply], pr.w[j])
 	}
-	r.label.Store(gen<<32 | uint64(label))
+	storeRelaxed64(&r.label, gen<<32|uint64(label))
 	live := gen<<genShift | usedBit | classOf(uint8(po.w[0]>>32))<<classShift | uint64(StateNew)<<stateShift | uint64(now)
 	r.live.Store(live)
 	if direct {
-		t.buckets[bo][eo].Store(slotWord(ho, idx, Original))
-		t.buckets[br][er].Store(slotWord(hr, idx, Reply))
+		storeRelaxed32(&t.buckets[bo][eo], slotWord(ho, idx, Original))
+		storeRelaxed32(&t.buckets[br][er], slotWord(hr, idx, Reply))
 	} else {
 		t.place(ho, slotWord(ho, idx, Original))
 		t.place(hr, slotWord(hr, idx, Reply))
@@ -989,7 +1009,7 @@ func (t *Table) insertLocked(po, pr *packed, ho, hr uint64, held *lockset, label
 	t.shards[t.shardOf(ho)].n++
 	c = Conn{
 		Dir: Original, State: StateNew, LastSeen: now, Label: label,
-		key: po.unpack(), other: *pr, idx: idx, gen: uint32(gen),
+		key: *orig, other: *pr, idx: idx, gen: uint32(gen),
 	}
 	return c, Inserted
 }
@@ -1081,7 +1101,7 @@ func (t *Table) place(h uint64, w uint32) {
 	home := &t.buckets[b]
 	for i := 1; i < bucketWords; i++ {
 		if home[i].Load() == 0 {
-			home[i].Store(w)
+			storeRelaxed32(&home[i], w)
 			return
 		}
 	}
@@ -1089,7 +1109,7 @@ func (t *Table) place(h uint64, w uint32) {
 	buddy := &t.buckets[b^1]
 	for i := 1; i < bucketWords; i++ {
 		if buddy[i].Load() == 0 {
-			buddy[i].Store(w)
+			storeRelaxed32(&buddy[i], w)
 			return
 		}
 	}
@@ -1137,7 +1157,7 @@ func (t *Table) popFree(sh *shard) (uint32, bool) {
 		idx := sh.free[n-1]
 		sh.free = sh.free[:n-1]
 		if n > 1 {
-			sh.next.Store(sh.free[n-2])
+			storeRelaxed32(&sh.next, sh.free[n-2])
 		} else {
 			t.cached.Add(-1)
 		}

@@ -1,0 +1,39 @@
+package conntrack
+
+import (
+	"sync/atomic"
+	"unsafe"
+)
+
+// Stores that publish nothing by themselves.
+//
+// sync/atomic's Store is an XCHG on amd64: a full barrier, which waits for
+// every earlier store to reach the cache, misses included. Insert writes a
+// record's keys and label and then its live word, which is what readers
+// check (see the package doc): only the live word's store, and the slot
+// stores after it, order anything. The others can be plain stores, which
+// the store buffer absorbs: x86 makes stores visible in program order, and
+// the Go compiler does not move a store across an atomic operation. A
+// reader may then load a word while it is being written plainly; in Go a
+// word-sized racy load returns the old or the new value, never a mix, and
+// the reader discards what it read unless the live word, loaded after,
+// still shows the connection it started with.
+//
+// Under the race detector, and on other architectures (weaker ordering),
+// they are atomic stores, as before.
+
+func storeRelaxed64(p *atomic.Uint64, v uint64) {
+	if relaxedStores {
+		*(*uint64)(unsafe.Pointer(p)) = v
+		return
+	}
+	p.Store(v)
+}
+
+func storeRelaxed32(p *atomic.Uint32, v uint32) {
+	if relaxedStores {
+		*(*uint32)(unsafe.Pointer(p)) = v
+		return
+	}
+	p.Store(v)
+}
