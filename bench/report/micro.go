@@ -29,7 +29,9 @@ var microTargets = []microTarget{
 	{"ServiceLookup", "ns/op", 25},
 	{"SnapshotBuild", "ns/op", 50e6},
 	{"ConntrackLookup/serial", "ns/op", 40},
+	{"ConntrackLookup/batch", "ns/op", 40},
 	{"ConntrackInsert/fresh", "ns/op", 100},
+	{"ConntrackInsert/prefetch", "ns/op", 100},
 }
 
 // check holds v to the target.
@@ -86,7 +88,9 @@ var microSpeedups = []struct {
 	{"RouteLookupV4/100k", "RouteLookupV4Bart/100k", "≥ 1"},
 	{"RouteLookupV6/100k", "RouteLookupV6Bart/100k", "≥ 1"},
 	{"ConntrackLookup/parallel", "ConntrackLookupMapRWMutex/parallel", "≥ 3"},
+	{"ConntrackLookup/batch-parallel", "ConntrackLookupMapRWMutex/parallel", "≥ 3"},
 	{"ConntrackInsert/fresh", "ConntrackInsertMapRWMutex/fresh", "≥ 3"},
+	{"ConntrackInsert/full-parallel", "ConntrackInsertMapRWMutex/full-parallel", "≥ 3"},
 	{"PolicyVerdict/10k", "PolicyVerdict/10", "≥ 0.83"}, // 10k rules within 1.2× of 10
 }
 

@@ -877,10 +877,9 @@ func (t *Table) fill(c *Conn, idx uint32, d Dir, live uint64) {
 // zero Conn. To make room it removes expired connections and evicts live
 // ones; see the package doc. It does not allocate.
 func (t *Table) Insert(orig Key, nat NAT, label uint32, now Time) (Conn, Result) {
-	reply := nat.Apply(orig).Reverse()
 	var po, pr packed
 	orig.packInto(&po)
-	reply.packInto(&pr)
+	orig.packReply(&nat, &pr)
 	ho, hr := hash(&po, &t.seed), hash(&pr, &t.seed)
 	so, sr := t.shardOf(ho), t.shardOf(hr)
 	if po == pr { // packing is one to one: reply == orig

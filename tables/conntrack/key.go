@@ -78,6 +78,26 @@ func (n NAT) Apply(k Key) Key {
 	return k
 }
 
+// packReply packs the reply tuple of a connection with original tuple k
+// and translation n (n.Apply(k).Reverse()) into p, without building it as a
+// Key first.
+func (k *Key) packReply(n *NAT, p *packed) {
+	r := Key{Src: k.Dst, Dst: k.Src, SrcPort: k.DstPort, DstPort: k.SrcPort, Proto: k.Proto}
+	if n.Src != ([16]byte{}) {
+		r.Dst = n.Src
+	}
+	if n.Dst != ([16]byte{}) {
+		r.Src = n.Dst
+	}
+	if n.SrcPort != 0 {
+		r.DstPort = n.SrcPort
+	}
+	if n.DstPort != 0 {
+		r.SrcPort = n.DstPort
+	}
+	r.packInto(p)
+}
+
 // packed is a key as the table stores it, in n 64-bit words. Word 0 holds
 // the ports, protocol and family (4 or 6, so it is never zero); an IPv4 key
 // (both addresses IPv4-mapped) has one more word, source and destination
