@@ -186,10 +186,9 @@ func keyOf(p *packet.Parsed) conntrack.Key {
 }
 
 // tracks reports whether packets of this batch take the conntrack lookup
-// (services or masquerade, or NetworkPolicy) in a table large enough that
-// prefetching its lines pays (conntrack.Table.Large).
+// (services or masquerade, or NetworkPolicy).
 func (f *forwarder) tracks() bool {
-	return f.ct != nil && (f.natOn || f.pol != nil) && f.ct.Large()
+	return f.ct != nil && (f.natOn || f.pol != nil)
 }
 
 // connKey is the key translate and admit will look frame's connection up

@@ -603,19 +603,19 @@ func (m *manyFlows) step(sent ...func([]byte)) {
 // worker prefetches each batch's conntrack lines; packets are translated
 // by their own connections all the same, without allocating.
 func TestServiceManyFlows(t *testing.T) {
-	const nvip, flows = 4, 6000
-	m := newManyFlows(t, nvip, flows, 8192)
+	const nvip, flows = 4, 70_000
+	m := newManyFlows(t, nvip, flows, 1<<17)
 	if !m.d.Conntrack().Large() {
 		t.Fatal("the table is not Large")
 	}
-	m.fill(func(j int) int { return j * 89 % flows })
+	m.fill(func(j int) int { return j * 1009 % flows })
 	var got []uint16
 	m.step(func(f []byte) { got = append(got, binary.BigEndian.Uint16(f[34+2:])) })
 	if len(got) != len(m.batch) {
 		t.Fatalf("pod B got %d frames, want %d; counters %v", len(got), len(m.batch), counts(m.w))
 	}
 	for j, port := range got {
-		if want := uint16(6000 + j*89%flows%nvip); port != want {
+		if want := uint16(6000 + j*1009%flows%nvip); port != want {
 			t.Errorf("frame %d reached pod B at port %d, want %d", j, port, want)
 		}
 	}
@@ -628,31 +628,38 @@ func TestServiceManyFlows(t *testing.T) {
 }
 
 // BenchmarkPipelineForwardServiceFlows is BenchmarkPipelineForwardService
-// with a million tracked connections (16 ClusterIPs, 62,500 client ports
-// each, in a table of 1M; pod B serves each on a port of its own), the
-// packets of each batch from flows scattered over all of them, so that
-// every packet's conntrack lookup misses the CPU caches: with the worker's
-// prefetch of the batch's lines ("prefetch") and without it ("off").
+// with many tracked connections (16 ClusterIPs, the client's ports spread
+// over them; pod B serves each on a port of its own): 16K, 32K and 60K in
+// a table of 64K (the default), 250K in one of 256K, 1M in one of 1M. The
+// packets of each batch come from flows scattered over all of them, so
+// that the lookups miss the caches the table does not fit in. The worker
+// prefetches each batch's conntrack lines ("prefetch", whatever the
+// table's size) or not ("off"); by default it does when the table is Large
+// (more than 48K connections).
 func BenchmarkPipelineForwardServiceFlows(b *testing.B) {
-	const flows = 1_000_000
-	m := newManyFlows(b, 16, flows, 1<<20)
-	if !m.d.Conntrack().Large() {
-		b.Fatal("the table is not Large")
-	}
-	for _, mode := range []string{"prefetch", "off"} {
-		b.Run(mode, func(b *testing.B) {
-			m.w.noPrefetch = mode == "off"
-			before := counts(m.w)["forwarded"]
-			b.ReportAllocs()
-			k := uint64(0)
-			for i := 0; i < b.N; i += len(m.batch) {
-				m.fill(func(int) int { k++; return int(k * 0x9E3779B1 % flows) })
-				m.step()
-			}
-			b.StopTimer()
-			if got := counts(m.w)["forwarded"] - before; got < uint64(b.N) {
-				b.Fatalf("forwarded %d of %d: %v", got, b.N, counts(m.w))
-			}
-		})
+	for _, size := range []struct {
+		name            string
+		flows, capacity int
+	}{{"16k", 16 << 10, 1 << 16}, {"32k", 32 << 10, 1 << 16}, {"60k", 60_000, 1 << 16}, {"250k", 250_000, 1 << 18}, {"1M", 1_000_000, 1 << 20}} {
+		m := newManyFlows(b, 16, size.flows, size.capacity)
+		for _, mode := range []string{"prefetch", "off"} {
+			b.Run(size.name+"/"+mode, func(b *testing.B) {
+				m.w.prefetch = prefetchAlways
+				if mode == "off" {
+					m.w.prefetch = prefetchNever
+				}
+				before := counts(m.w)["forwarded"]
+				b.ReportAllocs()
+				k := uint64(0)
+				for i := 0; i < b.N; i += len(m.batch) {
+					m.fill(func(int) int { k++; return int(k * 0x9E3779B1 % uint64(size.flows)) })
+					m.step()
+				}
+				b.StopTimer()
+				if got := counts(m.w)["forwarded"] - before; got < uint64(b.N) {
+					b.Fatalf("forwarded %d of %d: %v", got, b.N, counts(m.w))
+				}
+			})
+		}
 	}
 }

@@ -63,11 +63,12 @@ type Worker struct {
 	touched []uint16         // port IDs with pending frames
 	rx      []xsk.Desc       // RX batch
 	ctKeys  []conntrack.Key  // the RX batch's connection keys, for Prefetch
-	// noPrefetch turns the conntrack prefetch off (benchmarks compare).
-	noPrefetch bool
-	rxCount    []uint64 // by port ID, not yet published
-	txCount    []uint64 // by port ID, not yet published
-	batch      int
+	// prefetch says when the worker prefetches its batch's conntrack
+	// lines; benchmarks set it to compare.
+	prefetch prefetchMode
+	rxCount  []uint64 // by port ID, not yet published
+	txCount  []uint64 // by port ID, not yet published
+	batch    int
 
 	// Busy accounting (see above), in ns on the clock of dp.epoch. Owned
 	// by the worker goroutine; publish copies busy and total into pubBusy
@@ -154,7 +155,7 @@ func (w *Worker) step() int {
 			continue
 		}
 		w.fwd.from = p
-		if w.fwd.tracks() && !w.noPrefetch {
+		if w.fwd.tracks() && (w.prefetch == prefetchAlways || w.prefetch == prefetchLarge && w.fwd.ct.Large()) {
 			w.prefetchConns(s, w.rx[:n])
 		}
 		for _, d := range w.rx[:n] {
@@ -198,6 +199,15 @@ func (w *Worker) step() int {
 	}
 	return work
 }
+
+// prefetchMode is when a worker prefetches conntrack lines.
+type prefetchMode uint8
+
+const (
+	prefetchLarge  prefetchMode = iota // when the table is Large (the default)
+	prefetchAlways                     // whenever packets take the lookup
+	prefetchNever
+)
 
 // prefetchConns starts fetching the conntrack lines the frames of descs
 // will need, so that process, which looks connections up one frame at a

@@ -605,13 +605,17 @@ func (t *Table) Prefetch(keys []Key) {
 	}
 }
 
-// largeConns is the number of connections above which the lines a batch
-// of lookups reads (two buckets and a record per connection, 192 bytes)
-// no longer fit in a core's L2 cache (512 KiB on the machines of
-// docs/benchmarks.md) and Prefetch pays for itself.
-const largeConns = 4096
+// largeConns is the number of connections above which Prefetch pays for
+// itself. Below it the lines lookups read (two buckets and a record per
+// connection) mostly stay in the L3 cache, and a worker's prefetch pass
+// over its batch (a second decode and hash of every frame) costs more than
+// it saves. On the machine of docs/benchmarks.md (32 MiB of L3, shared),
+// BenchmarkPipelineForwardServiceFlows forwards a packet with 32K
+// connections in 186 ns with the pass and 144 without, with 60K in 188 and
+// 263–297, with 250K in 192 and 419: the edge lies between the two first.
+const largeConns = 48 << 10
 
-// Large reports whether the table held more than 4096 connections, as
+// Large reports whether the table held more than 49,152 connections, as
 // counted by the last full pass of Sweep over the records (an estimate:
 // connections come and go during the pass), which is good enough to
 // decide whether to call Prefetch. False until Sweep has made a pass.

@@ -408,7 +408,7 @@ func TestLarge(t *testing.T) {
 		}
 	}
 	for i := range largeConns + 100 {
-		if _, r := tab.Insert(KeyFrom(podA, podB, uint16(i), 80, ProtoUDP), NAT{}, 0, 1); r != Inserted {
+		if _, r := tab.Insert(KeyFrom(podA, podB, uint16(i), uint16(80+i>>16), ProtoUDP), NAT{}, 0, 1); r != Inserted {
 			t.Fatalf("Insert %d: %v", i, r)
 		}
 	}
@@ -420,7 +420,7 @@ func TestLarge(t *testing.T) {
 		}
 	}
 	for i := range 200 {
-		tab.Delete(KeyFrom(podA, podB, uint16(i), 80, ProtoUDP))
+		tab.Delete(KeyFrom(podA, podB, uint16(i), uint16(80+i>>16), ProtoUDP))
 	}
 	pass(1000, 1)
 	pass(1000, 1)
@@ -428,7 +428,7 @@ func TestLarge(t *testing.T) {
 		t.Errorf("Large with %d connections", tab.Len())
 	}
 	for i := range 200 {
-		tab.Insert(KeyFrom(podA, podB, uint16(i), 80, ProtoUDP), NAT{}, 0, 1)
+		tab.Insert(KeyFrom(podA, podB, uint16(i), uint16(80+i>>16), ProtoUDP), NAT{}, 0, 1)
 	}
 	pass(1000, 1)
 	pass(1000, 1)
