@@ -46,7 +46,7 @@
 // other keys in the bucket): two cache misses in a big table, one after
 // the other, since the record is known only once the bucket has arrived.
 // That is the floor of a single Lookup in a table larger than the caches:
-// on the 2-core machine of docs/benchmarks.md one miss costs about 170 ns
+// on the 2-core machine of docs/benchmarks.md one miss costs 155-170 ns
 // (BenchmarkMemoryLatency), and a Lookup in a 1M-flow table about as much,
 // since the CPU runs ahead into the next call while it waits.
 // LookupBatch is the way past it: a software pipeline that fetches key
@@ -611,8 +611,9 @@ func (t *Table) Prefetch(keys []Key) {
 // over its batch (a second decode and hash of every frame) costs more than
 // it saves. On the machine of docs/benchmarks.md (32 MiB of L3, shared),
 // BenchmarkPipelineForwardServiceFlows forwards a packet with 32K
-// connections in 186 ns with the pass and 144 without, with 60K in 188 and
-// 263–297, with 250K in 192 and 419: the edge lies between the two first.
+// connections in 187 ns with the pass and 148 without, with 60K in 193 and
+// 166–257 (the L3's other users decide), with 250K in 194 and 347: the
+// edge lies between 32K and 60K.
 const largeConns = 48 << 10
 
 // Large reports whether the table held more than 49,152 connections, as
