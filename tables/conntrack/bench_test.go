@@ -196,34 +196,15 @@ func BenchmarkConntrackInsert(b *testing.B) {
 		b.Fatal(err)
 	}
 	now := Time(1)
-	b.Run("fresh", func(b *testing.B) {
-		b.ReportAllocs()
-		n := tab.Len()
-		for ; b.Loop(); n++ {
-			if n == benchFlows/2 {
-				b.StopTimer()
-				now += 1 << 20 // everything expires
-				tab.Sweep(now, benchFlows)
-				n = 0
-				b.StartTimer()
-			}
-			i := int(benchNext.Add(1))
-			if _, res := tab.Insert(benchKey(i), benchNAT(i), 0, now); res != Inserted {
-				b.Fatalf("Insert = %v", res)
-			}
-		}
-	})
+	b.Run("fresh", func(b *testing.B) { insertFresh(b, tab, &now) })
 	b.Run("prefetch", func(b *testing.B) {
 		b.ReportAllocs()
 		keys := make([]Key, lookupBatch)
 		n := tab.Len()
 		for i := 0; i < b.N; i += len(keys) {
 			if n >= benchFlows/2 {
-				b.StopTimer()
-				now += 1 << 20
-				tab.Sweep(now, benchFlows)
+				emptyUntimed(b, tab, &now)
 				n = 0
-				b.StartTimer()
 			}
 			first := int(benchNext.Add(int64(len(keys)))) - len(keys) + 1 // Add returns the last number taken
 			for j := range keys {
@@ -239,27 +220,11 @@ func BenchmarkConntrackInsert(b *testing.B) {
 		}
 	})
 	b.Run("cached", func(b *testing.B) {
-		const flows = 1 << 14 // 3 MiB of table: in the caches
-		small, err := New(Config{Capacity: flows})
+		small, err := New(Config{Capacity: 1 << 14}) // 3 MiB of table: in the caches
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.ReportAllocs()
-		now, n := Time(1), 0
-		for b.Loop() {
-			if n == flows/2 {
-				b.StopTimer()
-				now += 1 << 20
-				small.Sweep(now, flows)
-				n = 0
-				b.StartTimer()
-			}
-			i := int(benchNext.Add(1))
-			if _, res := small.Insert(benchKey(i), benchNAT(i), 0, now); res != Inserted {
-				b.Fatalf("Insert = %v", res)
-			}
-			n++
-		}
+		insertFresh(b, small, &now)
 	})
 	// Fill it, then keep inserting: each insert evicts.
 	now += 1 << 20
@@ -289,6 +254,31 @@ func BenchmarkConntrackInsert(b *testing.B) {
 			}
 		})
 	})
+}
+
+// insertFresh inserts one new flow per op into tab, emptying it (untimed)
+// whenever it is half full.
+func insertFresh(b *testing.B, tab *Table, now *Time) {
+	b.ReportAllocs()
+	n := tab.Len()
+	for ; b.Loop(); n++ {
+		if n == tab.Capacity()/2 {
+			emptyUntimed(b, tab, now)
+			n = 0
+		}
+		i := int(benchNext.Add(1))
+		if _, res := tab.Insert(benchKey(i), benchNAT(i), 0, *now); res != Inserted {
+			b.Fatalf("Insert = %v", res)
+		}
+	}
+}
+
+// emptyUntimed expires and sweeps every connection of tab, off the clock.
+func emptyUntimed(b *testing.B, tab *Table, now *Time) {
+	b.StopTimer()
+	*now += 1 << 20
+	tab.Sweep(*now, tab.Capacity())
+	b.StartTimer()
 }
 
 // rwMap is the baseline: a Go map from both keys of a connection to one

@@ -63,6 +63,11 @@ type NAT struct {
 
 // Apply returns k translated by n.
 func (n NAT) Apply(k Key) Key {
+	n.applyTo(&k)
+	return k
+}
+
+func (n *NAT) applyTo(k *Key) {
 	if n.Src != ([16]byte{}) {
 		k.Src = n.Src
 	}
@@ -75,26 +80,14 @@ func (n NAT) Apply(k Key) Key {
 	if n.DstPort != 0 {
 		k.DstPort = n.DstPort
 	}
-	return k
 }
 
 // packReply packs the reply tuple of a connection with original tuple k
-// and translation n (n.Apply(k).Reverse()) into p, without building it as a
-// Key first.
+// and translation n (n.Apply(k).Reverse()) into p.
 func (k *Key) packReply(n *NAT, p *packed) {
-	r := Key{Src: k.Dst, Dst: k.Src, SrcPort: k.DstPort, DstPort: k.SrcPort, Proto: k.Proto}
-	if n.Src != ([16]byte{}) {
-		r.Dst = n.Src
-	}
-	if n.Dst != ([16]byte{}) {
-		r.Src = n.Dst
-	}
-	if n.SrcPort != 0 {
-		r.DstPort = n.SrcPort
-	}
-	if n.DstPort != 0 {
-		r.SrcPort = n.DstPort
-	}
+	r := *k
+	n.applyTo(&r)
+	r.Src, r.Dst, r.SrcPort, r.DstPort = r.Dst, r.Src, r.DstPort, r.SrcPort
 	r.packInto(p)
 }
 
