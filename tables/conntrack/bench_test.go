@@ -188,8 +188,8 @@ func BenchmarkConntrackLookup(b *testing.B) {
 // "fresh" below capacity (the table is emptied, untimed, when half full),
 // "prefetch" the same, 64 flows at a time, without NAT, after a Prefetch of
 // their keys, as a worker inserts NetworkPolicy's connections, "cached"
-// as "fresh" into a table of 16K flows, which the caches hold, "full" at
-// capacity, where every insert evicts one connection.
+// as "fresh" into a table of 16K flows (3 MiB, held by the L3 cache),
+// "full" at capacity, where every insert evicts one connection.
 func BenchmarkConntrackInsert(b *testing.B) {
 	tab, err := New(Config{Capacity: benchFlows})
 	if err != nil {
@@ -220,7 +220,7 @@ func BenchmarkConntrackInsert(b *testing.B) {
 		}
 	})
 	b.Run("cached", func(b *testing.B) {
-		small, err := New(Config{Capacity: 1 << 14}) // 3 MiB of table: in the caches
+		small, err := New(Config{Capacity: 1 << 14}) // 3 MiB of table: in the L3 cache
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -9,10 +9,11 @@ import (
 //
 // sync/atomic's Store is an XCHG on amd64: a full barrier, which waits for
 // every earlier store to reach the cache, misses included. Insert writes a
-// record's keys and label and then its live word, which is what readers
-// check (see the package doc): only the live word's store, and the slot
-// stores after it, order anything. The others can be plain stores, which
-// the store buffer absorbs: x86 makes stores visible in program order, and
+// record's keys and label, then its live word, which is what readers check
+// (see the package doc), then the slots that lead readers to the record.
+// Only the live word's store needs to be atomic. The others can be plain
+// stores, which the store buffer absorbs: x86 makes stores visible in
+// program order (the keys before the live word, the slots after it), and
 // the Go compiler does not move a store across an atomic operation. A
 // reader may then load a word while it is being written plainly; in Go a
 // word-sized racy load returns the old or the new value, never a mix, and
@@ -20,7 +21,7 @@ import (
 // still shows the connection it started with.
 //
 // Under the race detector, and on other architectures (weaker ordering),
-// they are atomic stores, as before.
+// they stay atomic stores.
 
 func storeRelaxed64(p *atomic.Uint64, v uint64) {
 	if relaxedStores {
