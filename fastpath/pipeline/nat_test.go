@@ -539,7 +539,6 @@ type manyFlows struct {
 	d      *Dataplane
 	w      *Worker
 	pa, pb *xsk.Peer
-	flows  int
 	tmpl   [][]byte // a frame to each ClusterIP
 	batch  [][]byte
 }
@@ -550,7 +549,7 @@ func newManyFlows(tb testing.TB, nvip, flows, capacity int) *manyFlows {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	m := &manyFlows{d: d, w: d.workers[0], flows: flows,
+	m := &manyFlows{d: d, w: d.workers[0],
 		pa: pairPort(tb, d, PortSpec{Ifname: "a", MAC: net.HardwareAddr(macA[:]), IPv4: netip.MustParseAddr("10.244.0.10")})[0],
 		pb: pairPort(tb, d, PortSpec{Ifname: "b", MAC: net.HardwareAddr(macB[:]), IPv4: netip.MustParseAddr("10.244.0.11")})[0]}
 	var specs []service.Spec
