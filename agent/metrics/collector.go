@@ -73,7 +73,7 @@ var (
 		"Frames the dataplane delivered, by outcome: forwarded, answered for the gateway (arp_reply, nd_reply), sent to or received from another node (to_peer, from_peer), and the slow path's stages (host_rx read from the TAP, host_tx written to it; such a frame is also counted under its outcome).",
 		[]string{"reason"}, nil)
 	descPunts = prometheus.NewDesc("ringnet_punts_total",
-		"Frames of a punt-list class within its rate limit: handed to the node's stack through the slow path (to_host, no_route, ip_options, fragment, unknown_ethertype) or answered with an ICMP error (ttl_expired, unreachable, frag_needed). Without a slow path they are dropped and counted here all the same.",
+		"Frames of a punt-list class within its rate limit: handed to the node's stack through the slow path (to_host, to_host_new, no_route, ip_options, fragment, unknown_ethertype) or answered with an ICMP error (ttl_expired, unreachable, frag_needed). Without a slow path they are dropped and counted here all the same.",
 		[]string{"reason"}, nil)
 	descDrops = prometheus.NewDesc("ringnet_drops_total",
 		"Frames the dataplane dropped, by reason, including punt-list frames over their rate limit (*_over_limit) or kept from a full queue to the slow path (punt_queue_full).",

@@ -83,7 +83,7 @@ func TestReasonFamilies(t *testing.T) {
 		t.Errorf("punts are not the punt list (-list +punts):\n%s", diff)
 	}
 	wantPunts := []string{"ttl_expired", "no_route", "ip_options", "fragment", "unknown_ethertype",
-		"to_host", "unreachable", "frag_needed"} // in Reason order
+		"to_host", "unreachable", "frag_needed", "to_host_new"} // in Reason order
 	if diff := cmp.Diff(wantPunts, got[familyPunt]); diff != "" {
 		t.Errorf("punts (-want +got):\n%s", diff)
 	}
@@ -137,13 +137,14 @@ ringnet_packets_total{reason="host_rx"} 2
 ringnet_packets_total{reason="host_tx"} 3
 ringnet_packets_total{reason="nd_reply"} 0
 ringnet_packets_total{reason="to_peer"} 0
-# HELP ringnet_punts_total Frames of a punt-list class within its rate limit: handed to the node's stack through the slow path (to_host, no_route, ip_options, fragment, unknown_ethertype) or answered with an ICMP error (ttl_expired, unreachable, frag_needed). Without a slow path they are dropped and counted here all the same.
+# HELP ringnet_punts_total Frames of a punt-list class within its rate limit: handed to the node's stack through the slow path (to_host, to_host_new, no_route, ip_options, fragment, unknown_ethertype) or answered with an ICMP error (ttl_expired, unreachable, frag_needed). Without a slow path they are dropped and counted here all the same.
 # TYPE ringnet_punts_total counter
 ringnet_punts_total{reason="frag_needed"} 0
 ringnet_punts_total{reason="fragment"} 0
 ringnet_punts_total{reason="ip_options"} 0
 ringnet_punts_total{reason="no_route"} 0
 ringnet_punts_total{reason="to_host"} 3
+ringnet_punts_total{reason="to_host_new"} 0
 ringnet_punts_total{reason="ttl_expired"} 1
 ringnet_punts_total{reason="unknown_ethertype"} 0
 ringnet_punts_total{reason="unreachable"} 0

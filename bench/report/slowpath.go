@@ -12,7 +12,7 @@ import (
 
 // The IDs of bench/slowpath's baselines: the kernel path among the node ↔
 // pod variants, and among the flood variants no flood and the flood
-// dropped at the token bucket (to_host=0, the flood's cost without the
+// dropped at the token bucket (to_host_new=0, the flood's cost without the
 // slow path's).
 const (
 	slowpathKernel  = "k"
@@ -164,7 +164,7 @@ func renderSlowpath(s *section, data []byte) (outcome, error) {
 		s.WriteString("\n")
 	}
 	if len(floods) > 0 {
-		fmt.Fprintf(s, "**Pod A → pod B under a punt flood** (TCP, iperf3, one stream, Gbit/s, while pod C sends 60-byte UDP frames to the node's address at %s pps, every one `to_host`; "+
+		fmt.Fprintf(s, "**Pod A → pod B under a punt flood** (TCP, iperf3, one stream, Gbit/s, while pod C sends 60-byte UDP frames to the node's address at %s pps, every one `to_host_new`, as the node never answers them; "+
 			"the flood in frames per second as the kernel and ringnetd counted them; median (min – max)):\n\n", figure.Group(float64(r.FloodPPS)))
 		s.WriteString("| variant | pod A → pod B TCP | flood offered | AF_XDP ring full | to host | over limit | queue full | rounds ok |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
 		for _, f := range floods {

@@ -10,9 +10,11 @@
 //     (tb) ringnetd --busy-poll --cpus 1.
 //  2. Pod-to-pod TCP throughput (iperf3 pod A → pod B) while pod C floods
 //     the node's address with 60-byte UDP frames at --flood-pps (default
-//     200k pps), all of them on the punt list (to_host): with no flood, with
-//     the flood dropped at the token bucket (--punt-limit to_host=0), with
-//     the default limits, and with a tight one (to_host=10000/256).
+//     200k pps), all of them on the punt list (to_host_new: the node never
+//     answers them): with no flood, with the flood dropped at the token
+//     bucket (--punt-limit to_host_new=0), with the default limits, and
+//     with to_host_new=50000/1024, the budget every host-bound frame had
+//     before to_host_new was split from to_host.
 //
 // Run it as root from the repository:
 //
@@ -80,21 +82,21 @@ type floodVariant struct {
 }
 
 // floodVariants are the flood configurations for --flood-limits: none, then
-// one per to_host limit ("default": ringnetd's own; 0: all dropped at the
-// token bucket, which leaves only the flood's cost to the fast path).
+// one per to_host_new limit ("default": ringnetd's own; 0: all dropped at
+// the token bucket, which leaves only the flood's cost to the fast path).
 func floodVariants(limits []string) []floodVariant {
 	vs := []floodVariant{{"none", "no flood", "pod C sends nothing; ringnetd with default flags", false, nil}}
 	for _, l := range limits {
 		switch l {
 		case "default":
 			vs = append(vs, floodVariant{"default", "flood, ringnetd's default limits",
-				"ringnetd with default flags: the flood's frames within to_host's token bucket go to the node through the TAP, the rest are dropped at the bucket", true, nil})
+				"ringnetd with default flags: the flood's frames within to_host_new's token bucket go to the node through the TAP, the rest are dropped at the bucket", true, nil})
 		case "0":
-			vs = append(vs, floodVariant{"0", "flood, all dropped at the bucket (to_host=0)",
-				"ringnetd --punt-limit to_host=0: every flood frame the worker takes is dropped at the token bucket, so this is the flood's cost without the slow path's (trafgen, the kernel's copy into pod C's AF_XDP socket, the worker's decode)", true, []string{"--punt-limit", "to_host=0"}})
+			vs = append(vs, floodVariant{"0", "flood, all dropped at the bucket (to_host_new=0)",
+				"ringnetd --punt-limit to_host_new=0: every flood frame the worker takes is dropped at the token bucket, so this is the flood's cost without the slow path's (trafgen, the kernel's copy into pod C's AF_XDP socket, the worker's decode)", true, []string{"--punt-limit", "to_host_new=0"}})
 		default:
-			vs = append(vs, floodVariant{l, "flood, --punt-limit to_host=" + l,
-				"ringnetd --punt-limit to_host=" + l + ": a tighter bucket than the default", true, []string{"--punt-limit", "to_host=" + l}})
+			vs = append(vs, floodVariant{l, "flood, --punt-limit to_host_new=" + l,
+				"ringnetd --punt-limit to_host_new=" + l + ": a different bucket for the frames the node has not answered than the default", true, []string{"--punt-limit", "to_host_new=" + l}})
 		}
 	}
 	return vs
@@ -107,7 +109,7 @@ func method(o options) []string {
 		fmt.Sprintf("TCP: iperf3, one stream, for %g s, the rate received: node → pod A, then pod A → node (`-R`); under the flood, pod A → pod B.", o.Window.Seconds()),
 		fmt.Sprintf("Latency: `sockperf ping-pong -m 64` for %g s from the node to a sockperf server in pod A; sockperf's percentiles (half round trip, µs).", o.Window.Seconds()),
 		"A ringnetd round of the node ↔ pod part counts only if ringnetd read at least 10 000 frames from the TAP (host_rx), proof that the traffic went through the slow path.",
-		fmt.Sprintf("Flood: trafgen in pod C (`taskset -c 0 trafgen --cpus 1`) sends one 60-byte UDP frame (64 on the wire) to the node's address, port 9 (closed), at %d pps, from a second before the measurement to its end: every frame is to_host on the punt list. Offered: pod C's eth0 tx_packets over the iperf3 run; AF_XDP ring full: xsk_rx_ring_full + xsk_rx_dropped of pod C's port (frames the kernel could not put on the socket's RX ring); to host, over limit, queue full: ringnetd's to_host, to_host_over_limit and punt_queue_full counters (SIGUSR1) over the same time.", o.FloodPPS),
+		fmt.Sprintf("Flood: trafgen in pod C (`taskset -c 0 trafgen --cpus 1`) sends one 60-byte UDP frame (64 on the wire) to the node's address, port 9 (closed), at %d pps, from a second before the measurement to its end: the node never answers them, so every frame is to_host_new on the punt list. Offered: pod C's eth0 tx_packets over the iperf3 run; AF_XDP ring full: xsk_rx_ring_full + xsk_rx_dropped of pod C's port (frames the kernel could not put on the socket's RX ring); to host, over limit, queue full: ringnetd's to_host + to_host_new, to_host_over_limit + to_host_new_over_limit and punt_queue_full counters (SIGUSR1) over the same time.", o.FloodPPS),
 	}
 }
 
@@ -183,7 +185,7 @@ func parseFlags(args []string) (options, error) {
 	pps := fs.Int("flood-pps", 200000, "rate of the punt flood from pod C")
 	parts := fs.String("parts", "host,flood", "which parts to run: host (node ↔ pod), flood (pod ↔ pod under a punt flood)")
 	extra := fs.String("ringnetd-flags", "", "extra ringnetd flags for every run, space-separated (e.g. \"--punt-limit to_host=50000\")")
-	limits := fs.String("flood-limits", "0,default,10000/256", "comma-separated to_host limits (RATE[/BURST], 0 or default) to measure the flood with")
+	limits := fs.String("flood-limits", "0,default,50000/1024", "comma-separated to_host_new limits (RATE[/BURST], 0 or default) to measure the flood with")
 	md := fs.String("markdown", "", "write the tables to `FILE`")
 	js := fs.String("json", "", "write every figure to `FILE`")
 	if err := fs.Parse(args); err != nil {
@@ -364,8 +366,14 @@ func (t *topo) floodRound(ctx context.Context, v floodVariant, pps, secs int) (r
 	}
 	res.WindowSeconds = el
 	res.OfferedPPS = float64(tx1-tx0) / el
-	res.ToHostPPS = float64(c1["to_host"]-c0["to_host"]) / el
-	res.OverLimitPPS = float64(c1["to_host_over_limit"]-c0["to_host_over_limit"]) / el
+	delta := func(names ...string) (n uint64) {
+		for _, r := range names {
+			n += c1[r] - c0[r]
+		}
+		return n
+	}
+	res.ToHostPPS = float64(delta("to_host", "to_host_new")) / el
+	res.OverLimitPPS = float64(delta("to_host_over_limit", "to_host_new_over_limit")) / el
 	res.QueueFullPPS = float64(c1["punt_queue_full"]-c0["punt_queue_full"]) / el
 	res.WorkerPPS = float64(c1[c.hostIf+".rx_frames"]-c0[c.hostIf+".rx_frames"]) / el
 	res.RingFullPPS = float64(c1[c.hostIf+".xsk_rx_ring_full"]+c1[c.hostIf+".xsk_rx_dropped"]-

@@ -44,7 +44,7 @@ func TestQuick(t *testing.T) {
 		}
 	}
 	if r := rep.Flood["0"]; len(r) == 1 && (r[0].ToHostPPS != 0 || r[0].OverLimitPPS <= 0) {
-		t.Errorf("to_host=0 let frames through or counted none over the limit: %+v", r[0])
+		t.Errorf("to_host_new=0 let frames through or counted none over the limit: %+v", r[0])
 	}
 	if !strings.Contains(md, "| (t) ringnetd slow path (TAP) |") || !strings.Contains(md, "vs no flood") {
 		t.Errorf("report lacks a table:\n%s", md)

@@ -162,7 +162,8 @@ func (t *topo) kernelPath(ctx context.Context, undo bool) error {
 
 // floodConfig is a trafgen config of one 60-byte UDP frame from pod C to
 // the node's address (a closed port), with the gateway's MAC as
-// destination: exactly what the fast path punts as to_host.
+// destination: exactly what the fast path punts as to_host_new (the node
+// never answers it).
 func floodConfig(c pod) string {
 	f := make([]byte, 60)
 	copy(f[0:6], []byte{0xee, 0xee, 0xee, 0xee, 0xee, 0xee})

@@ -41,7 +41,7 @@ func slowPathFlags(fs *flag.FlagSet) *slowPathConfig {
 	fs.BoolVar(&c.enabled, "slow-path", true, "run the slow path: a TAP to the node's stack for host ↔ pod traffic, what the fast path does not handle, and ICMP errors (false: drop all that)")
 	fs.StringVar(&c.tap, "tap", slowpath.DefaultTAP, "the slow path's TAP device")
 	fs.IntVar(&c.mtu, "tap-mtu", 0, "MTU of the TAP, no larger than the pods' (default: --mtu, else 1500)")
-	fs.StringVar(&c.limits, "punt-limit", "", "comma-separated per-worker token buckets CLASS=RATE[/BURST] (frames/s), e.g. to_host=20000/512; classes: "+classNames())
+	fs.StringVar(&c.limits, "punt-limit", "", "comma-separated per-worker token buckets CLASS=RATE[/BURST] (frames/s), e.g. to_host_new=20000/512 (to_host: pod → node frames on flows the node has sent on, default 50000/1024; to_host_new: on flows it has not, default 5000/512); classes: "+classNames())
 	fs.IntVar(&c.queue, "slow-path-queue", 1024, "frames per worker queue to and from the slow path (power of two)")
 	fs.StringVar(&c.icmpSource, "icmp-source", "", "comma-separated source addresses (one IPv4, one IPv6) of the ICMP errors sent to pods (default: the node's primary addresses)")
 	fs.StringVar(&c.procSysNet, "proc-sys-net", slowpath.DefaultProcSysNet, "where the node's /proc/sys/net is mounted: the slow path writes its TAP's sysctls there (in a container, where the runtime mounts /proc/sys read-only, the host's /proc/sys/net mounted elsewhere; deploy/ringnet.yaml uses /host/proc/sys/net)")

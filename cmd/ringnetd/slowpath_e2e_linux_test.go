@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -207,13 +208,14 @@ func TestSlowPathHostAndPods(t *testing.T) {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			// Until the slow path has seen the address, the frames go to
-			// the host as no_route; then as to_host.
+			// the host as no_route; then as to_host_new (each ping is a new
+			// echo identifier, a flow the node has not answered yet).
 			out = netnstest.Run(t, a.ns.Name, "ping", "-c", "1", "-W", "2", "192.168.78.1")
-			if c := d.counters(t); c.reasons["to_host"] > before.reasons["to_host"] {
+			if c := d.counters(t); c.reasons["to_host_new"] > before.reasons["to_host_new"] {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("pings to a new node address are not counted to_host:\n%s", out)
+				t.Fatalf("pings to a new node address are not counted to_host_new:\n%s", out)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -224,12 +226,12 @@ func TestSlowPathHostAndPods(t *testing.T) {
 	if tap["rx_frames"] == 0 || tap["tx_frames"] == 0 {
 		t.Errorf("host port counters: %v", tap)
 	}
-	for _, r := range []string{"to_host", "ttl_expired", "host_rx", "host_tx"} {
+	for _, r := range []string{"to_host", "to_host_new", "ttl_expired", "host_rx", "host_tx"} {
 		if c.reasons[r] == 0 {
 			t.Errorf("reason %s not counted: %v", r, c.reasons)
 		}
 	}
-	for _, r := range []string{"host_tx_error", "host_rx_queue_full", "punt_queue_full", "to_host_over_limit"} {
+	for _, r := range []string{"host_tx_error", "host_rx_queue_full", "punt_queue_full", "to_host_over_limit", "to_host_new_over_limit"} {
 		if c.reasons[r] != 0 {
 			t.Errorf("reason %s counted %d", r, c.reasons[r])
 		}
@@ -295,10 +297,13 @@ func TestSlowPathOff(t *testing.T) {
 }
 
 // TestSlowPathFlood floods the node's address from pod A with UDP while
-// pod B pings pod C, with a to_host limit low enough that the flood
-// exceeds it however slow the machine: the token bucket must drop the
-// excess (counted), what passes must stay within the bucket, pod-to-pod
-// traffic must go on, and ringnetd's memory must not grow.
+// pod B pings pod C and the node probes pod A over HTTP, with a
+// to_host_new limit low enough that the flood exceeds it however slow the
+// machine: the token bucket must drop the excess (counted), what passes
+// must stay within the bucket, pod-to-pod traffic must go on, the probes
+// must pass (their answers are to_host, a budget the flood does not
+// touch, though they come from the flooding pod), and ringnetd's memory
+// must not grow.
 //
 // How much pod-to-pod throughput a flood costs is a benchmark figure
 // (bench/slowpath), not asserted here.
@@ -307,7 +312,8 @@ func TestSlowPathFlood(t *testing.T) {
 	addNodeAddrs(t, nd)
 	a, b, c := nd.pods[0], nd.pods[1], nd.pods[2]
 	const rate, burst = 5000, 256
-	d := nd.start(t, "--punt-limit", fmt.Sprintf("to_host=%d/%d", rate, burst))
+	d := nd.start(t, "--punt-limit", fmt.Sprintf("to_host_new=%d/%d", rate, burst))
+	serveHTTP(t, a.ns, 8080)
 	pid := d.cmd.Process.Pid
 	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) != "ringnetd" {
 		t.Fatalf("pid %d is %q, not ringnetd", pid, comm)
@@ -345,18 +351,53 @@ func TestSlowPathFlood(t *testing.T) {
 		defer close(pingDone)
 		pingOut, pingErr = netnstest.Output(b.ns.Name, "ping", "-c", "20", "-i", "0.1", "-W", "1", c.ip4)
 	}()
+	var probes, probesOK int
+	var probeTimes []time.Duration
+	var probeErrs []string
+	probeDone := make(chan struct{})
+	go func() {
+		defer close(probeDone)
+		time.Sleep(300 * time.Millisecond) // into the flood
+		for range 8 {
+			t0 := time.Now()
+			status, body, err := probeHTTP(t, nd.ns, a.ip4+":8080")
+			probeTimes = append(probeTimes, time.Since(t0).Round(time.Millisecond))
+			probes++
+			if err == nil && status == 200 && body == "ok "+a.ns.Name {
+				probesOK++
+			} else {
+				probeErrs = append(probeErrs, fmt.Sprintf("%d %q %v", status, body, err))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
 	start := time.Now()
 	sent := flood(3 * time.Second)
 	elapsed := time.Since(start)
 	<-pingDone
+	<-probeDone
 	time.Sleep(200 * time.Millisecond)
 	after := d.counters(t)
 	rss1 := rssKiB(t, pid)
 
-	passed := after.reasons["to_host"] - before.reasons["to_host"]
-	over := after.reasons["to_host_over_limit"] - before.reasons["to_host_over_limit"]
-	t.Logf("flood: %d datagrams sent in %v (%.0f/s); to_host %d, to_host_over_limit %d; ping:\n%s",
-		sent, elapsed, float64(sent)/elapsed.Seconds(), passed, over, lastLines(pingOut, 3))
+	passed := after.reasons["to_host_new"] - before.reasons["to_host_new"]
+	over := after.reasons["to_host_new_over_limit"] - before.reasons["to_host_new_over_limit"]
+	answered := after.reasons["to_host"] - before.reasons["to_host"]
+	t.Logf("flood: %d datagrams sent in %v (%.0f/s); to_host_new %d, to_host_new_over_limit %d; to_host %d; probes %d of %d in %v; ping:\n%s",
+		sent, elapsed, float64(sent)/elapsed.Seconds(), passed, over, answered, probesOK, probes, probeTimes, lastLines(pingOut, 3))
+	if probesOK != probes || probes == 0 {
+		t.Errorf("HTTP probes from the node to the flooding pod during the flood: %d of %d passed: %v", probesOK, probes, probeErrs)
+	}
+	// A probe frame lost at a token bucket costs a TCP retransmission, a
+	// second for a SYN-ACK: with one bucket for all host-bound frames the
+	// first probe took about 3 s here.
+	if slow := slices.IndexFunc(probeTimes, func(d time.Duration) bool { return d >= time.Second }); slow >= 0 {
+		t.Errorf("probe %d took %v during the flood (all: %v): its frames were dropped", slow, probeTimes[slow], probeTimes)
+	}
+	if answered == 0 || after.reasons["to_host_over_limit"] != before.reasons["to_host_over_limit"] {
+		t.Errorf("the probes' answers: to_host %d, to_host_over_limit %d during the flood; want some, and none",
+			answered, after.reasons["to_host_over_limit"]-before.reasons["to_host_over_limit"])
+	}
 	if over == 0 {
 		t.Errorf("the token bucket never engaged: %d datagrams sent, %d passed", sent, passed)
 	}

@@ -374,6 +374,7 @@ func (r *fuzzRig) reset(t *testing.T, sel byte) {
 	}
 	d.ct.Store(ct)
 	d.aff.Store(aff)
+	*fw.hflows = hostFlows{} // no flow answered by an earlier input
 	for c := range NumPuntClasses {
 		fw.buckets[c] = newBucket(c.DefaultLimit())
 		if sel&selNoTokens != 0 {
@@ -529,7 +530,7 @@ func expectOutcome(in int, reason stats.Reason) (want, to int) {
 		return wantOne, toIngress
 	case stats.ToPeer:
 		return wantOne, ingUplink
-	case stats.ToHost, stats.NoRoute, stats.IPOptions, stats.Fragment, stats.UnknownEtherType:
+	case stats.ToHost, stats.ToHostNew, stats.NoRoute, stats.IPOptions, stats.Fragment, stats.UnknownEtherType:
 		switch in {
 		case ingHost:
 			return wantNone, 0 // never handed back to the host
@@ -1169,8 +1170,8 @@ func fuzzSeeds() []fuzzSeed {
 		{A, udp6Frame(macA, a6, b6, 1), stats.TTLExpired, ingA},
 		{A, udp4Frame(macA, a4, "10.244.1.99", 64), stats.Unreachable, ingA},
 		{A, udp6Frame(macA, a6, "fd00:1::99", 64), stats.Unreachable, ingA},
-		{A, udp4Frame(macA, a4, "192.168.50.1", 64), stats.ToHost, ingHost},
-		{A, udp6Frame(macA, a6, "fd50::1", 64), stats.ToHost, ingHost},
+		{A, udp4Frame(macA, a4, "192.168.50.1", 64), stats.ToHostNew, ingHost},
+		{A, udp6Frame(macA, a6, "fd50::1", 64), stats.ToHostNew, ingHost},
 		{A, udp6Frame(macA, a6, "2001:db8::1", 64), stats.NoRoute, ingHost},
 		{A, opts, stats.IPOptions, ingHost},
 		{A, frag, stats.Fragment, ingHost},

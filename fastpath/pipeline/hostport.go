@@ -103,8 +103,10 @@ func (d *Dataplane) EnableSlowPath(cfg SlowPathConfig) (*HostPort, error) {
 			w.fwd.buckets[c] = newBucket(l)
 		}
 	}
+	flows := new(hostFlows)
 	for i, w := range d.workers {
 		w.toHost, w.fromHost = hp.toHost[i], hp.fromHost[i]
+		w.fwd.hflows = flows
 	}
 	d.hostPort = hp
 	return hp, nil

@@ -132,9 +132,10 @@ func TestPuntList(t *testing.T) {
 		typ, code uint8
 	}{
 		{"pod to pod", udp4Frame(macA, "10.244.0.10", "10.244.0.11", 64), toB, "forwarded", "", 0, 0},
-		{"to node ipv4", udp4Frame(macA, "10.244.0.10", "192.168.50.1", 64), toHost, "to_host", "", 0, 0},
-		{"to node ipv4 ttl 1", udp4Frame(macA, "10.244.0.10", "10.0.0.1", 1), toHost, "to_host", "", 0, 0},
-		{"to node ipv6", udp6Frame(macA, "fd00::a", "fd50::1", 64), toHost, "to_host", "", 0, 0},
+		// A flow the node has not sent on; TestToHostAnswered has the others.
+		{"to node ipv4", udp4Frame(macA, "10.244.0.10", "192.168.50.1", 64), toHost, "to_host_new", "", 0, 0},
+		{"to node ipv4 ttl 1", udp4Frame(macA, "10.244.0.10", "10.0.0.1", 1), toHost, "to_host_new", "", 0, 0},
+		{"to node ipv6", udp6Frame(macA, "fd00::a", "fd50::1", 64), toHost, "to_host_new", "", 0, 0},
 		{"off node", udp4Frame(macA, "10.244.0.10", "8.8.8.8", 64), toHost, "no_route", "", 0, 0},
 		{"off node ipv6", udp6Frame(macA, "fd00::a", "2001:db8::1", 64), toHost, "no_route", "", 0, 0},
 		{"ip options", withOpts, toHost, "ip_options", "", 0, 0},
@@ -256,7 +257,7 @@ func TestFromHost(t *testing.T) {
 		if n := len(drain(hp)) + len(sent(a)) + len(sent(b)); n != 0 {
 			t.Errorf("%d frames sent", n)
 		}
-		want := map[string]uint64{"no_route": 1, "to_host": 1, "unknown_ethertype": 1, "multicast": 1}
+		want := map[string]uint64{"no_route": 1, "to_host_new": 1, "unknown_ethertype": 1, "multicast": 1}
 		if diff := cmp.Diff(want, counts(w)); diff != "" {
 			t.Errorf("counters (-want +got):\n%s", diff)
 		}
@@ -380,7 +381,7 @@ func TestBucket(t *testing.T) {
 }
 
 func TestPuntRateLimit(t *testing.T) {
-	_, w, hp, a, _ := slowPods(t, SlowPathConfig{Limits: map[PuntClass]Limit{PuntToHost: {Rate: 1, Burst: 10}}})
+	_, w, hp, a, _ := slowPods(t, SlowPathConfig{Limits: map[PuntClass]Limit{PuntToHostNew: {Rate: 1, Burst: 10}}})
 	frames := make([][]byte, 100)
 	for i := range frames {
 		frames[i] = udp4Frame(macA, "10.244.0.10", "192.168.50.1", 64)
@@ -392,7 +393,7 @@ func TestPuntRateLimit(t *testing.T) {
 	if n := len(drain(hp)); n != 10 {
 		t.Errorf("host got %d frames, want the burst of 10", n)
 	}
-	if diff := cmp.Diff(map[string]uint64{"to_host": 10, "to_host_over_limit": 90}, counts(w)); diff != "" {
+	if diff := cmp.Diff(map[string]uint64{"to_host_new": 10, "to_host_new_over_limit": 90}, counts(w)); diff != "" {
 		t.Errorf("counters (-want +got):\n%s", diff)
 	}
 	// Other classes have their own bucket.
@@ -414,7 +415,7 @@ func TestPuntQueueFull(t *testing.T) {
 	if n := len(drain(hp)); n != 8 {
 		t.Errorf("host got %d frames, want 8", n)
 	}
-	if diff := cmp.Diff(map[string]uint64{"to_host": 8, "punt_queue_full": 12}, counts(w)); diff != "" {
+	if diff := cmp.Diff(map[string]uint64{"to_host_new": 8, "punt_queue_full": 12}, counts(w)); diff != "" {
 		t.Errorf("counters (-want +got):\n%s", diff)
 	}
 	// Drained, the queue takes frames again, and pod traffic never stopped.
@@ -437,9 +438,9 @@ func TestSlowPathAllocs(t *testing.T) {
 		udp6Frame(macA, "fd00::a", "fd00::b", 1),
 		udp6Frame(macA, "fd00::a", "fd50::1", 64),
 	}
-	fromHost := [][]byte{
-		udp4Frame(tapMAC, "192.168.50.1", "10.244.0.11", 64),
-		udp6Frame(tapMAC, "fd50::1", "fd00::b", 64),
+	fromHost := [][]byte{ // on the flows of A's frames to the node: from the second batch on, those are to_host
+		udp4Frame(tapMAC, "192.168.50.1", "10.244.0.10", 64),
+		udp6Frame(tapMAC, "fd50::1", "fd00::a", 64),
 	}
 	w.step()
 	if n := testing.AllocsPerRun(200, func() {
@@ -598,13 +599,14 @@ func TestSlowPathConcurrent(t *testing.T) {
 	toB += b.Sent(nil) // what the worker left on B's TX ring
 	_, reasons := d.Stats()
 	t.Logf("host → B: %d delivered, %d tx_ring_full, %d tx_no_frame; A → host: %d, %d over limit, %d queue full",
-		toB, reasons[stats.TxRingFull], reasons[stats.TxNoFrame], toHost, reasons[stats.ToHostOverLimit], reasons[stats.PuntQueueFull])
+		toB, reasons[stats.TxRingFull], reasons[stats.TxNoFrame], toHost, reasons[stats.ToHostOverLimit]+reasons[stats.ToHostNewOverLimit], reasons[stats.PuntQueueFull])
 	if lost := reasons[stats.TxRingFull] + reasons[stats.TxNoFrame]; uint64(toB)+lost != total {
 		t.Errorf("B received %d of %d from the host, %d counted lost", toB, total, lost)
 	}
-	punted := reasons[stats.ToHost]
-	if uint64(toHost) != punted || punted+reasons[stats.PuntQueueFull]+reasons[stats.ToHostOverLimit] != total {
-		t.Errorf("host received %d; counted to_host %d, punt_queue_full %d, over limit %d; want %d in all",
-			toHost, punted, reasons[stats.PuntQueueFull], reasons[stats.ToHostOverLimit], total)
+	punted := reasons[stats.ToHost] + reasons[stats.ToHostNew]
+	over := reasons[stats.ToHostOverLimit] + reasons[stats.ToHostNewOverLimit]
+	if uint64(toHost) != punted || punted+reasons[stats.PuntQueueFull]+over != total {
+		t.Errorf("host received %d; counted to_host and to_host_new %d, punt_queue_full %d, over limit %d; want %d in all",
+			toHost, punted, reasons[stats.PuntQueueFull], over, total)
 	}
 }

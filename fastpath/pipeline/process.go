@@ -44,6 +44,7 @@ type forwarder struct {
 
 	// Set by the worker once per batch.
 	host     *hostTable       // nil: no slow path; punt-list frames are dropped, no ICMP errors
+	hflows   *hostFlows       // the flows the host sent on (set with the slow path); nil: all host-bound frames are to_host
 	fromHost bool             // the frames come from the host (the slow path), not a pod port
 	from     *Port            // the pod port the frames come from; nil for the host
 	under    *underlay        // nil: no uplink; nothing is sent to peer nodes
@@ -105,6 +106,10 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 		}
 	}
 	f.nat.looked = false
+	var hflow uint64 // from the host: the flow, before NAT, for hflows
+	if f.fromHost && f.hflows != nil {
+		hflow = hostFlowHash(p)
+	}
 	switch p.EtherType {
 	case packet.EtherTypeIPv4:
 		dst := p.Dst.As4()
@@ -145,6 +150,8 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 				return vDrop, 0, 0, r
 			}
 			packet.IPv4(frame[p.L3Off:]).DecrementTTL()
+		} else {
+			f.hflows.mark(hflow, f.now)
 		}
 		f.rewriteL2(frame, ep.MAC)
 		return vForward, ep.Port, uint32(len(frame)), stats.Forwarded
@@ -197,6 +204,8 @@ func (f *forwarder) process(frame []byte, eps *endpoint.Table) (verdict, uint16,
 				return vDrop, 0, 0, r
 			}
 			packet.IPv6(frame[p.L3Off:]).SetHopLimit(p.TTL - 1)
+		} else {
+			f.hflows.mark(hflow, f.now)
 		}
 		f.rewriteL2(frame, ep.MAC)
 		return vForward, ep.Port, uint32(len(frame)), stats.Forwarded
@@ -238,7 +247,10 @@ func (f *forwarder) notAPod(frame []byte, eps *endpoint.Table) (verdict, uint16,
 	case h == nil:
 		return vDrop, 0, 0, stats.NoRoute
 	case h.isNodeAddr(f.p.Dst):
-		return f.exception(frame, PuntToHost)
+		if f.hflows.answered(hostFlowHash(&f.p), f.now) {
+			return f.exception(frame, PuntToHost)
+		}
+		return f.exception(frame, PuntToHostNew)
 	case h.inPodPrefix(f.p.Dst):
 		return f.exception(frame, PuntUnreachable)
 	}

@@ -17,8 +17,10 @@ type PuntClass uint8
 // path's queue) are never handed back to the host, so a frame can never
 // loop between the two; see process.
 const (
-	// PuntToHost: unicast to one of the node's own addresses (Host.Addrs):
-	// kubelet probe replies, node-local services, pod → node traffic.
+	// PuntToHost: unicast to one of the node's own addresses (Host.Addrs),
+	// on a flow the node itself has sent a frame on to the pod within the
+	// last minute (see hostFlows): kubelet probe replies, the rest of a
+	// connection to a node-local service once the node has answered it.
 	PuntToHost PuntClass = iota
 	// PuntNoRoute: unicast to an address that is no local pod, no node
 	// address, not the gateway and in no local pod prefix. The host's kernel
@@ -44,6 +46,11 @@ const (
 	// (IPv6: packet too big) carrying the tunnel's MTU, so path-MTU
 	// discovery works across nodes.
 	PuntFragNeeded
+	// PuntToHostNew: unicast to one of the node's own addresses on a flow
+	// the node has not sent on (lately): a pod opening a connection to a
+	// node-local service, or a stream the node never answers, or a flood.
+	// Its budget is much smaller than PuntToHost's.
+	PuntToHostNew
 
 	NumPuntClasses
 )
@@ -82,15 +89,20 @@ type puntEntry struct {
 // solicitations stay on their link), 802.1Q-tagged frames (vlan_tagged) and
 // malformed frames (malformed_*).
 //
-// Default limits: host-bound traffic and traffic leaving the node are real
-// workloads (probes, node-local services, egress): 50,000 frames/s per
-// worker, about 600 Mbit/s of full-size frames. Each frame handed to the host
-// costs a write(2) and the host stack's receive path, a few µs of CPU: on a
-// 2-core node, what the slow path added to the cost of a 200k pps flood at
-// the node's address was about a quarter of pod-to-pod throughput at
-// 100,000/s, a few percent at 50,000/s (bench/slowpath, docs/slowpath.md). Nodes with cores to spare raise them (ringnetd
-// --punt-limit). The odd kinds get a trickle; ICMP errors are limited like
-// the kernel's own (net.ipv4.icmp_msgs_per_sec=1000, icmp_msgs_burst=50).
+// Default limits: each frame handed to the host costs a write(2) and the
+// host stack's receive path, about 3.5 µs of CPU on the 2-core machine of
+// docs/slowpath.md, where a 200k pps flood at the node's address that sent
+// some 35,000 frames/s to the host took 12–17% of pod-to-pod throughput
+// (bench/slowpath). So what the node asked for and what it did not are
+// budgeted apart. Host-bound traffic on flows the node takes part in, and
+// traffic leaving the node, are real workloads (probe replies, node-local
+// services, egress): 50,000 frames/s per worker, about 600 Mbit/s of
+// full-size frames. Host-bound frames on flows the node has not sent on
+// (to_host_new: the first frame of each connection or DNS query to a
+// node-local service, streams the node never answers, floods) get 5,000/s
+// per worker. Nodes with cores to spare raise them (ringnetd --punt-limit).
+// The odd kinds get a trickle; ICMP errors are limited like the kernel's
+// own (net.ipv4.icmp_msgs_per_sec=1000, icmp_msgs_burst=50).
 var puntList = [NumPuntClasses]puntEntry{
 	PuntToHost:           {"to_host", actToHost, 0, stats.ToHost, stats.ToHostOverLimit, Limit{50_000, 1024}},
 	PuntNoRoute:          {"no_route", actToHost, 0, stats.NoRoute, stats.NoRouteOverLimit, Limit{50_000, 1024}},
@@ -100,6 +112,7 @@ var puntList = [NumPuntClasses]puntEntry{
 	PuntTTLExpired:       {"ttl_expired", actICMPError, icmpTimeExceeded, stats.TTLExpired, stats.TTLExpiredOverLimit, Limit{1000, 50}},
 	PuntUnreachable:      {"unreachable", actICMPError, icmpUnreachable, stats.Unreachable, stats.UnreachableOverLimit, Limit{1000, 50}},
 	PuntFragNeeded:       {"frag_needed", actICMPError, icmpFragNeeded, stats.FragNeeded, stats.FragNeededOverLimit, Limit{1000, 50}},
+	PuntToHostNew:        {"to_host_new", actToHost, 0, stats.ToHostNew, stats.ToHostNewOverLimit, Limit{5000, 512}},
 }
 
 // String is the class's name, the same as its reason's, e.g. "to_host".
@@ -175,7 +188,8 @@ type Host struct {
 	// fast path hands to the host.
 	MAC [6]byte
 	// Addrs are the node's own addresses: frames from pods to them are
-	// PuntToHost; frames to other non-pod addresses PuntNoRoute.
+	// PuntToHost or PuntToHostNew; frames to other non-pod addresses
+	// PuntNoRoute.
 	Addrs []netip.Addr
 	// PodPrefixes are this node's pod prefixes (pod CIDRs): an address in
 	// them that no pod has is unreachable. Empty: nothing is known to be

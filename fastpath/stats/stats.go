@@ -87,6 +87,8 @@ const (
 	ServiceNoBackend    // to a service port that has no ready backend (on this node, for externalTrafficPolicy Local)
 	NATNoPort           // a masqueraded connection found no free port in the NAT port range
 	ConntrackBusy       // a new connection could not be tracked (the table could make no room): not forwarded, as its replies could not be translated
+	ToHostNew           // addressed to one of the node's own addresses, on a flow the node has not sent on lately
+	ToHostNewOverLimit  // to_host_new over its token bucket
 
 	// Decapsulation failures, one per encap.Error (package pipeline maps them).
 	DecapTruncated
@@ -125,6 +127,7 @@ var names = func() [NumReasons]string {
 		"to_peer", "from_peer", "peer_unresolved", "frag_needed", "frag_needed_over_limit", "tunnel_too_big",
 		"uplink_unexpected", "unknown_vtep", "peer_no_pod", "spoofed_mac", "spoofed_ip", "policy_denied", "policy_pending",
 		"service_no_backend", "nat_no_port", "conntrack_busy",
+		"to_host_new", "to_host_new_over_limit",
 		"decap_truncated", "decap_not_ipv4", "decap_bad_ip_header", "decap_ip_options", "decap_fragment",
 		"decap_bad_checksum", "decap_not_local", "decap_wrong_protocol", "decap_wrong_port",
 		"decap_bad_vxlan_header", "decap_wrong_vni", "decap_inner_truncated", "decap_inner_version",
