@@ -89,12 +89,13 @@ type puntEntry struct {
 // solicitations stay on their link), 802.1Q-tagged frames (vlan_tagged) and
 // malformed frames (malformed_*).
 //
-// Default limits: each frame handed to the host costs a write(2) and the
-// host stack's receive path, about 3.5 µs of CPU on the 2-core machine of
-// docs/slowpath.md, where a 200k pps flood at the node's address that sent
-// some 35,000 frames/s to the host took 12–17% of pod-to-pod throughput
-// (bench/slowpath). So what the node asked for and what it did not are
-// budgeted apart. Host-bound traffic on flows the node takes part in, and
+// Default limits: each frame handed to the host costs a write(2), the host
+// stack's receive path and, if it sleeps, waking the TAP writer: a few µs
+// of CPU (docs/slowpath.md). A flood at the node's address fills whatever
+// budget host-bound frames have and takes that CPU from the pods; and with
+// one budget, it would also take the tokens of the replies to kubelet's
+// probes. So what the node asked for and what it did not are budgeted
+// apart. Host-bound traffic on flows the node takes part in, and
 // traffic leaving the node, are real workloads (probe replies, node-local
 // services, egress): 50,000 frames/s per worker, about 600 Mbit/s of
 // full-size frames. Host-bound frames on flows the node has not sent on
