@@ -62,8 +62,8 @@ func TestBenchQuick(t *testing.T) {
 			}
 		}
 	}
-	if len(rep.Ratios) != 7 {
-		t.Errorf("%d ratios, want 7: %+v", len(rep.Ratios), rep.Ratios)
+	if len(rep.Ratios) != 9 {
+		t.Errorf("%d ratios, want 9: %+v", len(rep.Ratios), rep.Ratios)
 	}
 	md := filepath.Join(t.TempDir(), "crossnode.md")
 	if err := rep.WriteMarkdown(md); err != nil {

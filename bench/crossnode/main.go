@@ -1,5 +1,5 @@
 // Command crossnode is ringnet's cross-node benchmark: pod to pod between
-// two nodes on one underlay subnet (192.168.50.0/24), six datapaths
+// two nodes on one underlay subnet (192.168.50.0/24), seven datapaths
 // measured in one run:
 //
 //	(a) kernel host-gw: Linux routing, as Flannel's host-gw backend
@@ -8,18 +8,20 @@
 //	    both nodes with a cluster file in that tunnel mode
 //	(f) ringnet ClusterIP: (d) with the sender sending to a ClusterIP
 //	    whose one backend is the receiver (64-byte pps only)
+//	(g) ringnet VXLAN, idle spin: (d) with ringnetd --idle-spin 100us,
+//	    the latency setting
 //
 // Run it as root from the repository:
 //
 //	go run ./bench/crossnode [--runs 3] [--window 5s] [--tcp-time 4s] [--quiet-wait 1m]
-//	                         [--variants a,b,c,d,e,f] [--ringnetd-flags "..."] [--quick]
+//	                         [--variants a,b,c,d,e,f,g] [--ringnetd-flags "..."] [--quick]
 //	                         [--json FILE] [--markdown FILE]
 //
 // It builds ringnetd and the CNI plugin once, then one topology per
 // variant (internal/topo: an underlay bridge, two node namespaces, a
 // sender pod on n1 and a receiver pod on n2; the ringnet pods made by the
 // CNI plugin through libcni), all kept for the whole run. Rounds are
-// interleaved (a,b,c,d,e,f,a,b,...) so that machine noise hits all alike.
+// interleaved (a,b,...,g,a,b,...) so that machine noise hits all alike.
 // Each round of a variant measures, in order:
 //
 //   - 64-byte UDP packets per second: bench/xdpgen (or trafgen) in the
@@ -96,11 +98,11 @@ func parseFlags(args []string) (options, error) {
 		vs[i] = program.Variant{ID: v.ID, Name: v.Name, Desc: v.Desc}
 	}
 	fs := program.NewFlagSet("./bench/crossnode", "Measures pod-to-pod 64-byte UDP pps, sockperf latency and iperf3 TCP between two nodes", vs)
-	lf := program.AddLoadFlags(fs, 3, "rounds per variant (interleaved a,b,c,d,e,f,a,b,...)", 5*time.Second, "64-byte UDP measurement window (also sockperf's duration)", "round")
+	lf := program.AddLoadFlags(fs, 3, "rounds per variant (interleaved a,b,...,g,a,b,...)", 5*time.Second, "64-byte UDP measurement window (also sockperf's duration)", "round")
 	tcpTime := fs.Duration("tcp-time", 4*time.Second, "iperf3 duration")
-	list := fs.String("variants", "a,b,c,d,e,f", "comma-separated subset of a,b,c,d,e,f")
+	list := fs.String("variants", "a,b,c,d,e,f,g", "comma-separated subset of a,b,c,d,e,f,g")
 	gen := trafgen.GeneratorFlag(fs)
-	daemonFlags := fs.String("ringnetd-flags", "", "more ringnetd flags for (c), (d) and (e), space-separated, e.g. \"--cpus 1\"")
+	daemonFlags := fs.String("ringnetd-flags", "", "more ringnetd flags for the ringnet variants (c) to (g), space-separated, e.g. \"--cpus 1\"")
 	if err := lf.Parse(args, map[string]string{"tcp-time": "1s"}); err != nil {
 		return options{}, err
 	}

@@ -36,6 +36,8 @@ type variant struct {
 	// Service: the sender sends to a ClusterIP whose one backend is the
 	// receiver (64-byte pps only; latency and TCP are d's).
 	Service bool
+	// Flags are ringnetd flags of this variant, before --ringnetd-flags.
+	Flags []string
 	build   func(ctx context.Context, e *env, s *setup) error
 }
 
@@ -55,6 +57,8 @@ var variants = []variant{
 		Desc: "ringnetd on both nodes, `tunnel: {mode: ipip}` (IPv4 in IPv4, protocol 4)."},
 	{ID: "f", Name: "ringnet ClusterIP", Wire: 110, Mode: "vxlan", Service: true, build: buildRingnetService,
 		Desc: "as (d), but the sender sends to a ClusterIP (10.96.0.100, UDP) whose one backend is the receiver: the sender's node translates every packet by its tracked connection (DNAT) before the tunnel. 64-byte pps only."},
+	{ID: "g", Name: "ringnet VXLAN, idle spin", Wire: 110, Mode: "vxlan", Flags: []string{"--idle-spin", "100us"}, build: buildRingnet,
+		Desc: "as (d), with ringnetd --idle-spin 100us on both nodes: a worker keeps polling its rings for 100 µs after its last frame, yielding the CPU to any runnable thread between polls, before it sleeps; the latency setting."},
 }
 
 func variantByID(id string) (variant, bool) {
@@ -101,7 +105,7 @@ func buildFlannel(ctx context.Context, e *env, s *setup) error {
 }
 
 func buildRingnet(ctx context.Context, e *env, s *setup) error {
-	return s.Ringnet(ctx, e.bins, filepath.Join(e.dir, s.v.ID), s.v.Mode, e.flags)
+	return s.Ringnet(ctx, e.bins, filepath.Join(e.dir, s.v.ID), s.v.Mode, append(slices.Clip(s.v.Flags), e.flags...))
 }
 
 // buildRingnetService is buildRingnet with a service in the cluster

@@ -41,7 +41,11 @@ type Config struct {
 	// its last frame before it sleeps in poll(2): a reply that comes back
 	// within it (request/response traffic) finds the worker awake, which
 	// saves a wakeup per packet at the cost of up to IdleSpin of CPU per
-	// idle period. 0: sleep at once.
+	// idle period. Between empty steps the spinning worker yields its CPU
+	// (sched_yield(2)) to any other runnable thread, so it never keeps the
+	// processes the replies are for from running: on the 2-core machine
+	// of docs/benchmarks.md a spin without the yield raised cross-node p99
+	// latency, with it the p99 fell below the kernel's. 0: sleep at once.
 	IdleSpin time.Duration
 	// IdleTimeout bounds how long an interrupt-driven worker sleeps
 	// without frames (default 200ms); port changes wake it sooner.

@@ -410,7 +410,14 @@ func (w *Worker) run(cpu, wakeFD int) {
 			}
 			continue
 		}
-		if w.dp.cfg.BusyPoll || (spin > 0 && time.Since(lastWork) < spin) {
+		if w.dp.cfg.BusyPoll {
+			continue
+		}
+		if spin > 0 && time.Since(lastWork) < spin {
+			// Spin politely: the reply the worker waits for may need
+			// this very CPU to be sent (the pod's process, the kernel's
+			// softirq), so let any runnable thread have it first.
+			unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 			continue
 		}
 		// Say we sleep, then look at the host queue once more: the slow
