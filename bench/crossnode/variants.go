@@ -38,7 +38,7 @@ type variant struct {
 	Service bool
 	// Flags are ringnetd flags of this variant, before --ringnetd-flags.
 	Flags []string
-	build   func(ctx context.Context, e *env, s *setup) error
+	build func(ctx context.Context, e *env, s *setup) error
 }
 
 // serviceVIP is the ClusterIP of variant f's service.
