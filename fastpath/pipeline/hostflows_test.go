@@ -68,7 +68,7 @@ func TestHostFlowsTable(t *testing.T) {
 		{"after the TTL", h, now + hostFlowTTL*s, false},
 		{"another flow, same slot", h ^ 1<<60, now, false},
 		{"another flow, other slot", h ^ 1<<30, now, false},
-		{"16-bit time wrapped", h, now + (1<<16+2)*s, false},
+		{"18 hours later", h, now + (1<<16+2)*s, false},
 		{"long ago", h, now - 10*s, false},
 	} {
 		if got := tb.answered(c.h, c.at); got != c.want {

@@ -206,16 +206,15 @@ func TestPuntList(t *testing.T) {
 // checks they reach pods like any frame, that answers go back to the host,
 // and that nothing is handed back to the host as a punt.
 func TestFromHost(t *testing.T) {
-	fromTAP := func(f []byte) []byte { copy(f[0:6], gwMAC[:]); copy(f[6:12], tapMAC[:]); return f }
-	frag := fromTAP(udp4Frame(macA, "192.168.50.1", "10.244.0.11", 64))
+	frag := fromNode(udp4Frame(macA, "192.168.50.1", "10.244.0.11", 64))
 	frag[14+6] = 0x20
 	binary.BigEndian.PutUint16(frag[14+10:], 0)
 	binary.BigEndian.PutUint16(frag[14+10:], packet.Checksum(frag[14:34], 0))
 
 	t.Run("to pod", func(t *testing.T) {
 		_, w, hp, _, b := slowPods(t, SlowPathConfig{})
-		in := fromTAP(udp4Frame(macA, "192.168.50.1", "10.244.0.11", 64))
-		inject(t, hp, in, frag, fromTAP(udp6Frame(macA, "fd50::1", "fd00::b", 64)))
+		in := fromNode(udp4Frame(macA, "192.168.50.1", "10.244.0.11", 64))
+		inject(t, hp, in, frag, fromNode(udp6Frame(macA, "fd50::1", "fd00::b", 64)))
 		if n := w.step(); n != 3 {
 			t.Errorf("step did %d work, want 3", n)
 		}
@@ -249,10 +248,10 @@ func TestFromHost(t *testing.T) {
 	t.Run("never back to the host", func(t *testing.T) {
 		_, w, hp, a, b := slowPods(t, SlowPathConfig{})
 		inject(t, hp,
-			fromTAP(udp4Frame(macA, "192.168.50.1", "8.8.8.8", 64)),
-			fromTAP(udp4Frame(macA, "192.168.50.1", "192.168.50.1", 64)),
-			fromTAP(ether(gwMAC, tapMAC, 0x88b5, make([]byte, 46))),
-			fromTAP(udp6Frame(macA, "fe80::1234", "ff02::16", 1)))
+			fromNode(udp4Frame(macA, "192.168.50.1", "8.8.8.8", 64)),
+			fromNode(udp4Frame(macA, "192.168.50.1", "192.168.50.1", 64)),
+			fromNode(ether(gwMAC, tapMAC, 0x88b5, make([]byte, 46))),
+			fromNode(udp6Frame(macA, "fe80::1234", "ff02::16", 1)))
 		w.step()
 		if n := len(drain(hp)) + len(sent(a)) + len(sent(b)); n != 0 {
 			t.Errorf("%d frames sent", n)
@@ -265,8 +264,8 @@ func TestFromHost(t *testing.T) {
 
 	t.Run("ttl 1 reaches the pod", func(t *testing.T) {
 		_, w, hp, _, b := slowPods(t, SlowPathConfig{})
-		inject(t, hp, fromTAP(udp4Frame(macA, "192.168.50.1", "10.244.0.11", 1)),
-			fromTAP(udp6Frame(macA, "fd50::1", "fd00::b", 1)))
+		inject(t, hp, fromNode(udp4Frame(macA, "192.168.50.1", "10.244.0.11", 1)),
+			fromNode(udp6Frame(macA, "fd50::1", "fd00::b", 1)))
 		w.step()
 		got := sent(b)
 		if len(got) != 2 || got[0][14+8] != 1 || got[1][14+7] != 1 {
@@ -276,8 +275,8 @@ func TestFromHost(t *testing.T) {
 
 	t.Run("answers go to the host", func(t *testing.T) {
 		_, w, hp, _, b := slowPods(t, SlowPathConfig{})
-		unreach := fromTAP(udp4Frame(macA, "192.168.50.1", "10.244.0.99", 64))
-		unreach6 := fromTAP(udp6Frame(macA, "fd50::1", "fd00::99", 64))
+		unreach := fromNode(udp4Frame(macA, "192.168.50.1", "10.244.0.99", 64))
+		unreach6 := fromNode(udp6Frame(macA, "fd50::1", "fd00::99", 64))
 		arp := arpRequest(tapMAC, "192.168.50.1", "169.254.1.1")
 		ns := neighborSolicit(tapMAC, "fe80::2", "fe80::1")
 		inject(t, hp, unreach, unreach6, arp, ns)
