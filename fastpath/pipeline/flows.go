@@ -112,7 +112,17 @@ func (f *forwarder) flow(v FlowVerdict, nat conntrack.NAT) {
 	if f.flows == nil {
 		return
 	}
-	e := flowEvent{now: f.now, tuple: keyOf(&f.p), nat: nat, verdict: v, port: NoFlowPort}
+	k := keyOf(&f.p)
+	f.flowOf(v, &k, nat)
+}
+
+// flowOf records the fast path's decision v about the new connection with
+// original tuple k, from the port of the batch.
+func (f *forwarder) flowOf(v FlowVerdict, k *conntrack.Key, nat conntrack.NAT) {
+	if f.flows == nil {
+		return
+	}
+	e := flowEvent{now: f.now, tuple: *k, nat: nat, verdict: v, port: NoFlowPort}
 	if f.from != nil {
 		e.port = f.from.ID
 	}

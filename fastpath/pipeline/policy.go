@@ -137,12 +137,40 @@ func (f *forwarder) admitTracked(eps *endpoint.Table) bool {
 		f.flow(FlowDenied, conntrack.NAT{})
 		return false
 	}
-	// A refused insert (table busy) leaves the connection untracked: its
-	// next packet is checked again.
-	if _, r := f.ct.Insert(keyOf(p), conntrack.NAT{}, pol.Gen, now); r == conntrack.Inserted {
-		f.flow(FlowAllowed, conntrack.NAT{})
-	}
+	f.trackLater(keyOf(p), pol.Gen)
 	return true
+}
+
+// trackLater queues the connection of the packet being processed, which
+// NetworkPolicy allowed, for trackBatch to insert with label.
+func (f *forwarder) trackLater(k conntrack.Key, label uint32) {
+	if len(f.track) == cap(f.track) {
+		f.trackBatch()
+	}
+	f.track = append(f.track, conntrack.Insertion{Orig: k, Label: label})
+}
+
+// trackBatch inserts the connections trackLater queued, in one
+// conntrack.Table.InsertBatch, which fetches the table's lines several
+// inserts ahead, and records a flow event for each it inserted (not for
+// one already tracked: a second packet of a new connection in the same
+// batch queued it again). The worker calls it at the end of each RX batch,
+// microseconds after the packets, long before a reply can return; nothing
+// in the batch needs the connections before. A refused insert (table busy)
+// leaves the connection untracked: its next packet is checked again.
+func (f *forwarder) trackBatch() {
+	n := len(f.track)
+	if n == 0 {
+		return
+	}
+	res := f.trackRes[:n]
+	f.ct.InsertBatch(f.track, conntrack.TimeOf(time.Duration(f.now)), res)
+	for i, r := range res {
+		if r == conntrack.Inserted {
+			f.flowOf(FlowAllowed, &f.track[i].Orig, conntrack.NAT{})
+		}
+	}
+	f.track = f.track[:0]
 }
 
 // allowed is the policy verdict for the first packet of a connection from

@@ -163,3 +163,29 @@ func TestPolicyRequired(t *testing.T) {
 		t.Errorf("counters (-want +got):\n%s", diff)
 	}
 }
+
+// TestPolicyTrackBatch sends new connections in one RX batch, one of them
+// twice (a retransmitted SYN): the worker tracks them at the end of the
+// batch (trackBatch), once each, with one flow event each, and their
+// replies pass A's default-deny ingress in the next batch.
+func TestPolicyTrackBatch(t *testing.T) {
+	d, w, _, toA := policyPods(t, 1, fromAOn80)
+	syn1 := tcp4(macA, "10.244.0.10", "10.244.0.11", 40000, 80, syn)
+	syn2 := tcp4(macA, "10.244.0.10", "10.244.0.11", 40001, 80, syn)
+	policyA.Deliver(syn1, syn2, syn1)
+	w.step()
+	if n := len(sent(policyB)); n != 3 {
+		t.Fatalf("B got %d frames of the batch, want 3; counters %v", n, counts(w))
+	}
+	if n := d.ct.Load().Len(); n != 2 {
+		t.Errorf("%d connections tracked after the batch, want 2", n)
+	}
+	if ev := d.ReadFlows(nil); len(ev) != 2 || ev[0].Verdict != FlowAllowed || ev[0].Tuple.SrcPort != 40000 || ev[1].Tuple.SrcPort != 40001 {
+		t.Errorf("flow events %+v, want allowed 40000, then allowed 40001", ev)
+	}
+	for _, sport := range []uint16{40000, 40001} {
+		if n := toA(tcp4(macB, "10.244.0.11", "10.244.0.10", 80, sport, synAck)); n != 1 {
+			t.Errorf("SYN-ACK to port %d: %d frames, want 1 (tracked connection); counters %v", sport, n, counts(w))
+		}
+	}
+}

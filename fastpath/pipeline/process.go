@@ -67,6 +67,11 @@ type forwarder struct {
 	nat  natState // the packet's connection, when the NAT step looked it up
 
 	flows *flowRing // the worker's flow events; nil: none recorded
+
+	// NetworkPolicy's new connections of the RX batch, inserted at its
+	// end (trackBatch); cap is the batch size.
+	track    []conntrack.Insertion
+	trackRes []conntrack.Result
 }
 
 func newForwarder(gw Gateway) forwarder {

@@ -83,6 +83,8 @@ type Worker struct {
 func newWorker(dp *Dataplane, id int) *Worker {
 	w := &Worker{id: id, dp: dp, fwd: newForwarder(dp.cfg.Gateway), batch: dp.cfg.Batch,
 		rx: make([]xsk.Desc, dp.cfg.Batch), ctKeys: make([]conntrack.Key, 0, dp.cfg.Batch)}
+	w.fwd.track = make([]conntrack.Insertion, 0, dp.cfg.Batch)
+	w.fwd.trackRes = make([]conntrack.Result, dp.cfg.Batch)
 	w.fwd.natPorts = dp.cfg.NATPorts
 	w.fwd.flows = &w.flowRing
 	w.wakeFD.Store(-1)
@@ -182,6 +184,7 @@ func (w *Worker) step() int {
 				s.Free(d.Addr)
 			}
 		}
+		w.fwd.trackBatch()
 		s.Refill()
 	}
 	if w.fromHost != nil {
@@ -272,6 +275,7 @@ func (w *Worker) stepHost(eps *endpoint.Table) int {
 			w.sendToPeer(frame[:length], reason)
 		}
 	}
+	w.fwd.trackBatch()
 	q.Release(n)
 	w.hostRx += uint64(n)
 	w.fwd.fromHost = false
@@ -299,6 +303,7 @@ func (w *Worker) stepUplink(s *xsk.Socket, n int, eps *endpoint.Table) {
 		}
 		s.Free(d.Addr)
 	}
+	w.fwd.trackBatch()
 }
 
 // sendToPeer copies frame, routed to peer node w.fwd.peer, into a chunk of

@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -20,20 +21,30 @@ var v4prefix = [12]byte{10: 0xff, 11: 0xff}
 // without netip to keep the benchmark loop's own cost small.
 func benchKey(i int) Key {
 	var k Key
-	copy(k.Src[:], v4prefix[:])
-	copy(k.Dst[:], v4prefix[:])
-	k.Src[12], k.Src[13], k.Src[14], k.Src[15] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
-	k.Dst[12], k.Dst[13], k.Dst[14], k.Dst[15] = 10, 96, 0, byte(i%251)
-	k.SrcPort, k.DstPort, k.Proto = uint16(32768+i%28000), 80, ProtoTCP
+	benchKeyInto(&k, i)
 	return k
+}
+
+// benchKeyInto is benchKey into k, all of whose fields it sets: the
+// batch benchmarks fill their slices in place.
+func benchKeyInto(k *Key, i int) {
+	*(*[12]byte)(k.Src[:]) = v4prefix
+	*(*[12]byte)(k.Dst[:]) = v4prefix
+	binary.BigEndian.PutUint32(k.Src[12:], uint32(i))
+	binary.BigEndian.PutUint32(k.Dst[12:], 10<<24|96<<16|uint32(i%251))
+	k.SrcPort, k.DstPort, k.Proto = uint16(32768+i%28000), 80, ProtoTCP
 }
 
 func benchNAT(i int) NAT {
 	var n NAT
-	copy(n.Dst[:], v4prefix[:])
-	n.Dst[12], n.Dst[13], n.Dst[14], n.Dst[15] = 10, 200, byte(i>>8), byte(i)
-	n.DstPort = 8080
+	benchNATInto(&n, i)
 	return n
+}
+
+func benchNATInto(n *NAT, i int) {
+	*n = NAT{DstPort: 8080}
+	*(*[12]byte)(n.Dst[:]) = v4prefix
+	binary.BigEndian.PutUint32(n.Dst[12:], 10<<24|200<<16|uint32(i)&0xffff)
 }
 
 // benchLookupKeys are the keys lookups go through, in order: a
@@ -217,6 +228,29 @@ func BenchmarkConntrackInsert(b *testing.B) {
 				}
 			}
 			n += len(keys)
+		}
+	})
+	b.Run("batch", func(b *testing.B) {
+		b.ReportAllocs()
+		ins, res := make([]Insertion, lookupBatch), make([]Result, lookupBatch)
+		n := tab.Len()
+		for i := 0; i < b.N; i += len(ins) {
+			if n >= benchFlows/2 {
+				emptyUntimed(b, tab, &now)
+				n = 0
+			}
+			first := int(benchNext.Add(int64(len(ins)))) - len(ins) + 1
+			for j := range ins {
+				benchKeyInto(&ins[j].Orig, first+j)
+				benchNATInto(&ins[j].NAT, first+j)
+			}
+			tab.InsertBatch(ins, now, res)
+			for j := range res {
+				if res[j] != Inserted {
+					b.Fatalf("InsertBatch: %v", res[j])
+				}
+			}
+			n += len(ins)
 		}
 	})
 	b.Run("cached", func(b *testing.B) {

@@ -171,6 +171,7 @@ func testConcurrent(t *testing.T, capacity, churn int, mustFind bool, cache int)
 	for w := range 2 {
 		others.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), 2))
+			ins, res := make([]Insertion, 16), make([]Result, 16)
 			for !stop.Load() {
 				k := churnKey(rng.IntN(churn))
 				if rng.IntN(8) == 0 {
@@ -178,6 +179,19 @@ func testConcurrent(t *testing.T, capacity, churn int, mustFind bool, cache int)
 					continue
 				}
 				writes.Add(1)
+				if w == 1 { // the other writer inserts in batches
+					for i := range ins {
+						k := churnKey(rng.IntN(churn))
+						ins[i] = Insertion{Orig: k, NAT: natOf(k), Label: labelOf(k)}
+					}
+					tab.InsertBatch(ins, now(), res)
+					for i, r := range res {
+						if r != Inserted && r != Exists && r != Busy {
+							fail("InsertBatch %v = %v", ins[i].Orig, r)
+						}
+					}
+					continue
+				}
 				c, res := tab.Insert(k, natOf(k), labelOf(k), now())
 				switch res {
 				case Inserted, Exists:

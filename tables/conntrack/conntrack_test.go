@@ -371,6 +371,7 @@ func TestAllocs(t *testing.T) {
 	i := 0
 	now := Time(1)
 	conns, found := make([]Conn, 100), make([]bool, 100)
+	ins, res := make([]Insertion, 50), make([]Result, 50)
 	for _, c := range []struct {
 		name string
 		f    func()
@@ -385,6 +386,14 @@ func TestAllocs(t *testing.T) {
 			i++
 		}},
 		{"Insert", func() { tab.Insert(keys[i%len(keys)], NAT{}, 0, now); i++; now++ }}, // evicts once full
+		{"InsertBatch", func() {
+			for j := range ins {
+				ins[j] = Insertion{Orig: keys[i%len(keys)]}
+				i++
+			}
+			tab.InsertBatch(ins, now, res)
+			now++
+		}},
 		{"Sweep", func() { tab.Sweep(now+1000, 64) }},
 		{"Delete", func() { tab.Delete(keys[i%len(keys)]); i++ }},
 		{"Stats", func() { tab.Stats() }},

@@ -91,7 +91,8 @@ func (k *Key) packReply(n *NAT, p *packed) {
 	r.packInto(p)
 }
 
-// packed is a key as the table stores it, in n 64-bit words. Word 0 holds
+// packed is a key as the table stores it, in n 64-bit words; the words
+// past n are zero, so that packed values compare with ==. Word 0 holds
 // the ports, protocol and family (4 or 6, so it is never zero); an IPv4 key
 // (both addresses IPv4-mapped) has one more word, source and destination
 // side by side; any other key has four, the addresses as they are. Because
@@ -129,6 +130,7 @@ func (k *Key) packInto(p *packed) {
 	if s0|d0 == 0 && uint32(s1) == mappedLow && uint32(d1) == mappedLow {
 		p.w[0] |= fam4
 		p.w[1] = s1>>32 | d1&^(1<<32-1)
+		p.w[2], p.w[3], p.w[4] = 0, 0, 0
 		p.n = 2
 		return
 	}
