@@ -191,6 +191,31 @@ func (f *forwarder) tracks() bool {
 	return f.ct != nil && (f.natOn || f.pol != nil)
 }
 
+// preConn is a frame's connection as the worker's LookupBatch found it,
+// before the frame was processed.
+type preConn struct {
+	key   *conntrack.Key // nil: none
+	conn  *conntrack.Conn
+	found bool
+}
+
+// lookupConn looks up the connection of key k of the frame being
+// processed. If the worker looked it up ahead (f.pre, used once), the
+// connection found is refreshed, since an earlier frame of the batch may
+// have changed or removed it; if it is gone, or was not found (an earlier
+// frame may have opened it since), or there is none ahead, it is a Lookup.
+func (f *forwarder) lookupConn(k *conntrack.Key, now conntrack.Time) (c conntrack.Conn, ok bool) {
+	pre := f.pre
+	f.pre = preConn{}
+	if pre.found && *pre.key == *k {
+		c = *pre.conn
+		if f.ct.Refresh(&c, now) {
+			return c, true
+		}
+	}
+	return f.ct.Lookup(*k, now)
+}
+
 // connKey is the key translate and admit will look frame's connection up
 // by, if they will: not for frames that are not IP, do not decode, or are
 // a later fragment. It decodes into f.peek, leaving f.p to process.
@@ -220,7 +245,7 @@ func (f *forwarder) translate(frame []byte, eps *endpoint.Table, outside bool) s
 	k := keyOf(p)
 	f.nat.looked = true
 	var ok bool
-	if f.nat.conn, ok = f.ct.Lookup(k, now); ok {
+	if f.nat.conn, ok = f.lookupConn(&k, now); ok {
 		f.nat.tracked = true
 		f.ct.Update(&f.nat.conn, p.TCPFlags, now)
 		if out := f.nat.conn.Out(); out != k {

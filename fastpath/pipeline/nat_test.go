@@ -599,7 +599,7 @@ func (m *manyFlows) step(sent ...func([]byte)) {
 }
 
 // TestServiceManyFlows: with more connections than Large's threshold the
-// worker prefetches each batch's conntrack lines; packets are translated
+// worker looks each batch's connections up ahead; packets are translated
 // by their own connections all the same, without allocating.
 func TestServiceManyFlows(t *testing.T) {
 	const nvip, flows = 4, 70_000
@@ -632,9 +632,10 @@ func TestServiceManyFlows(t *testing.T) {
 // a table of 64K (the default), 250K in one of 256K, 1M in one of 1M. The
 // packets of each batch come from flows scattered over all of them, so
 // that the lookups miss the caches the table does not fit in. The worker
-// prefetches each batch's conntrack lines ("prefetch", whatever the
-// table's size) or not ("off"); by default it does when the table is Large
-// (more than 48K connections).
+// looks each batch's connections up ahead in one LookupBatch, which
+// prefetches their lines ("prefetch", whatever the table's size), or one
+// frame at a time ("off"); by default it looks ahead when the table is
+// Large (more than 48K connections).
 func BenchmarkPipelineForwardServiceFlows(b *testing.B) {
 	for _, size := range []struct {
 		name            string

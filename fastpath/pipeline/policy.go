@@ -113,7 +113,8 @@ func (f *forwarder) admitTracked(eps *endpoint.Table) bool {
 	// services are published, and updated it; otherwise look it up here.
 	c, ok, looked := f.nat.conn, f.nat.tracked, f.nat.looked
 	if !looked {
-		c, ok = f.ct.Lookup(keyOf(p), now)
+		k := keyOf(p)
+		c, ok = f.lookupConn(&k, now)
 	}
 	if ok {
 		if c.Label != pol.Gen {

@@ -68,6 +68,10 @@ type forwarder struct {
 
 	flows *flowRing // the worker's flow events; nil: none recorded
 
+	// The connection of the frame being processed as the worker looked it
+	// up ahead with its batch (lookupConns); zero: none.
+	pre preConn
+
 	// NetworkPolicy's new connections of the RX batch, inserted at its
 	// end (trackBatch); cap is the batch size.
 	track    []conntrack.Insertion

@@ -62,9 +62,15 @@ type Worker struct {
 	reasons [][]stats.Reason // by destination port ID: what to count once sent
 	touched []uint16         // port IDs with pending frames
 	rx      []xsk.Desc       // RX batch
-	ctKeys  []conntrack.Key  // the RX batch's connection keys, for Prefetch
-	// prefetch says when the worker prefetches its batch's conntrack
-	// lines; benchmarks set it to compare.
+	// The RX batch's connections, looked up ahead (lookupConns): the
+	// keys, what LookupBatch found for them, and, by frame, the index of
+	// the frame's key (-1: none).
+	ctKeys  []conntrack.Key
+	ctConns []conntrack.Conn
+	ctFound []bool
+	ctOf    []int32
+	// prefetch says when the worker looks its batch's connections up
+	// ahead; benchmarks set it to compare.
 	prefetch prefetchMode
 	rxCount  []uint64 // by port ID, not yet published
 	txCount  []uint64 // by port ID, not yet published
@@ -82,7 +88,8 @@ type Worker struct {
 
 func newWorker(dp *Dataplane, id int) *Worker {
 	w := &Worker{id: id, dp: dp, fwd: newForwarder(dp.cfg.Gateway), batch: dp.cfg.Batch,
-		rx: make([]xsk.Desc, dp.cfg.Batch), ctKeys: make([]conntrack.Key, 0, dp.cfg.Batch)}
+		rx: make([]xsk.Desc, dp.cfg.Batch), ctKeys: make([]conntrack.Key, 0, dp.cfg.Batch),
+		ctConns: make([]conntrack.Conn, dp.cfg.Batch), ctFound: make([]bool, dp.cfg.Batch), ctOf: make([]int32, dp.cfg.Batch)}
 	w.fwd.track = make([]conntrack.Insertion, 0, dp.cfg.Batch)
 	w.fwd.trackRes = make([]conntrack.Result, dp.cfg.Batch)
 	w.fwd.natPorts = dp.cfg.NATPorts
@@ -157,10 +164,17 @@ func (w *Worker) step() int {
 			continue
 		}
 		w.fwd.from = p
-		if w.fwd.tracks() && (w.prefetch == prefetchAlways || w.prefetch == prefetchLarge && w.fwd.ct.Large()) {
-			w.prefetchConns(s, w.rx[:n])
+		ahead := w.fwd.tracks() && (w.prefetch == prefetchAlways || w.prefetch == prefetchLarge && w.fwd.ct.Large())
+		if ahead {
+			w.lookupConns(s, w.rx[:n])
 		}
-		for _, d := range w.rx[:n] {
+		for i, d := range w.rx[:n] {
+			if ahead {
+				w.fwd.pre = preConn{}
+				if j := w.ctOf[i]; j >= 0 {
+					w.fwd.pre = preConn{key: &w.ctKeys[j], conn: &w.ctConns[j], found: w.ctFound[j]}
+				}
+			}
 			frame := s.Frame(d)
 			v, out, length, reason := w.fwd.process(frame, eps)
 			switch v {
@@ -184,6 +198,7 @@ func (w *Worker) step() int {
 				s.Free(d.Addr)
 			}
 		}
+		w.fwd.pre = preConn{}
 		w.fwd.trackBatch()
 		s.Refill()
 	}
@@ -203,7 +218,7 @@ func (w *Worker) step() int {
 	return work
 }
 
-// prefetchMode is when a worker prefetches conntrack lines.
+// prefetchMode is when a worker looks its batch's connections up ahead.
 type prefetchMode uint8
 
 const (
@@ -212,21 +227,25 @@ const (
 	prefetchNever
 )
 
-// prefetchConns starts fetching the conntrack lines the frames of descs
-// will need, so that process, which looks connections up one frame at a
-// time, finds them in the cache: in a table larger than the caches a
-// lookup is two cache misses one after the other, and Prefetch overlaps
-// those of the whole batch (package conntrack). In a small table the lines
-// are cached already and the decode and hash this costs per frame would be
-// lost, so it runs only when the table is Large.
-func (w *Worker) prefetchConns(s *xsk.Socket, descs []xsk.Desc) {
+// lookupConns looks up the connections of the frames of descs in one
+// conntrack LookupBatch, before process handles them one at a time: in a
+// table larger than the caches a lookup is two cache misses one after the
+// other, and LookupBatch overlaps those of the whole batch (package
+// conntrack). process then takes each frame's connection from it
+// (forwarder.lookupConn). In a small table the lines are cached already
+// and the decode this costs per frame would be lost, so it runs only when
+// the table is Large.
+func (w *Worker) lookupConns(s *xsk.Socket, descs []xsk.Desc) {
 	keys := w.ctKeys[:0]
-	for _, d := range descs {
+	for i, d := range descs {
+		w.ctOf[i] = -1
 		if k, ok := w.fwd.connKey(s.Frame(d)); ok {
+			w.ctOf[i] = int32(len(keys))
 			keys = append(keys, k)
 		}
 	}
-	w.fwd.ct.Prefetch(keys)
+	w.ctKeys = keys
+	w.fwd.ct.LookupBatch(keys, conntrack.TimeOf(time.Duration(w.fwd.now)), w.ctConns, w.ctFound)
 }
 
 // account charges the time from the previous step's start to now (ns

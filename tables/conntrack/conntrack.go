@@ -712,6 +712,29 @@ func readKey(r *record, d Dir, p *packed) {
 	}
 }
 
+// Refresh brings c, which a lookup returned earlier, up to date, as a new
+// Lookup of c.Key() at now would: its state, last-seen time and label. It
+// reports false if the connection has been removed (or its record reused)
+// or is expired at now; a Lookup then tells whether the key belongs to
+// another connection. A worker that looked its RX batch up in one
+// LookupBatch refreshes each packet's connection before using it, since an
+// earlier packet of the batch may have changed it. It reads one record and
+// takes no lock.
+func (t *Table) Refresh(c *Conn, now Time) bool {
+	if int(c.idx) >= len(t.recs) {
+		return false
+	}
+	r := &t.recs[c.idx]
+	live := r.live.Load()
+	label := r.label.Load()
+	if live&usedBit == 0 || uint32(live>>genShift) != c.gen || uint32(label>>32) != c.gen || t.expired(live, now) ||
+		!sameConn(r.live.Load(), live) {
+		return false
+	}
+	c.State, c.LastSeen, c.Label = State(live>>stateShift&7), Time(live), uint32(label)
+	return true
+}
+
 // Update records a packet of connection c in direction c.Dir with TCP
 // flags tcpFlags (ignored for other protocols) at now: it refreshes the
 // last-seen time and advances the state, and copies both into c. It takes

@@ -308,7 +308,7 @@ func (d *driver) nat() NAT {
 
 func (d *driver) run() {
 	for len(d.data) > 0 {
-		switch d.byte() % 13 {
+		switch d.byte() % 14 {
 		case 0, 1, 2:
 			d.insert(d.key(), d.nat(), uint32(d.byte()))
 		case 3, 4:
@@ -329,6 +329,8 @@ func (d *driver) run() {
 			d.checkAll()
 		case 12:
 			d.lookupBatch(d.byte(), d.byte())
+		case 13:
+			d.refreshHandle(d.byte())
 		}
 		d.checkLight()
 	}
@@ -630,6 +632,27 @@ func (d *driver) updateHandle(i, f byte) {
 		d.m.packet(c, h.Dir, flags, at)
 		if h.State != c.state || h.LastSeen != c.last {
 			d.fatalf("Update(handle %v) = %v at %d, want %v at %d", h.Key(), h.State, h.LastSeen, c.state, c.last)
+		}
+	}
+}
+
+// refreshHandle refreshes a possibly stale handle: it must succeed, with
+// the model's state, exactly when the very connection is still there and
+// not expired.
+func (d *driver) refreshHandle(i byte) {
+	if len(d.handles) == 0 {
+		return
+	}
+	hd := d.handles[int(i)%len(d.handles)]
+	h, c := hd.c, hd.m
+	d.logf("refresh handle %v %v", h.Key(), h.Dir)
+	want := d.m.byIdx[c.idx] == c && !d.m.expired(c, d.now)
+	if got := d.tab.Refresh(&h, d.now); got != want {
+		d.fatalf("Refresh(handle %v gen %d) = %v, want %v", h.Key(), h.gen, got, want)
+	}
+	if want {
+		if diff := gocmp.Diff(c.view(h.Dir), viewOf(h), keyString); diff != "" {
+			d.fatalf("Refresh(handle %v) (-want +got):\n%s", h.Key(), diff)
 		}
 	}
 }
