@@ -198,9 +198,12 @@ func BenchmarkConntrackLookup(b *testing.B) {
 // BenchmarkConntrackInsert inserts new flows into a 1M-flow table:
 // "fresh" below capacity (the table is emptied, untimed, when half full),
 // "prefetch" the same, 64 flows at a time, without NAT, after a Prefetch of
-// their keys, as a worker inserts NetworkPolicy's connections, "cached"
-// as "fresh" into a table of 16K flows (3 MiB, held by the L3 cache),
-// "full" at capacity, where every insert evicts one connection.
+// their keys, "batch" as "fresh", 64 flows at a time, in one InsertBatch,
+// as a worker inserts NetworkPolicy's connections, "cached" as "fresh"
+// into a table of 16K flows (3 MiB, held by the L3 cache), "full" at
+// capacity, where every insert evicts one connection, "full-parallel" the
+// same from 4 goroutines per CPU, "full-readers" the same while a
+// goroutine per CPU looks up recent flows (reader-hits: the share found).
 func BenchmarkConntrackInsert(b *testing.B) {
 	tab, err := New(Config{Capacity: benchFlows})
 	if err != nil {
@@ -288,7 +291,52 @@ func BenchmarkConntrackInsert(b *testing.B) {
 			}
 		})
 	})
+	b.Run("full-readers", func(b *testing.B) {
+		stop := withReaders(func(k Key) bool { _, ok := tab.Lookup(k, now); return ok })
+		b.ReportAllocs()
+		for b.Loop() {
+			i := int(benchNext.Add(1))
+			if _, res := tab.Insert(benchKey(i), benchNAT(i), 0, now); res != Inserted {
+				b.Fatalf("Insert = %v", res)
+			}
+		}
+		b.StopTimer()
+		reportReaders(b, stop())
+	})
 }
+
+// withReaders starts one goroutine per CPU that looks up, until the
+// returned function is called, the most recent flows inserted (benchNext)
+// and a few older ones, as a worker's traffic reads the table while
+// connections are opened; stop returns the share of lookups that hit.
+func withReaders(lookup func(Key) bool) (stop func() float64) {
+	var done atomic.Bool
+	var hits, total atomic.Int64
+	var wg sync.WaitGroup
+	for r := range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			var h, n int64
+			for j := r; !done.Load(); j++ {
+				if lookup(benchKey(int(benchNext.Load()) - j%4096)) {
+					h++
+				}
+				n++
+			}
+			hits.Add(h)
+			total.Add(n)
+		})
+	}
+	return func() float64 {
+		done.Store(true)
+		wg.Wait()
+		return float64(hits.Load()) / float64(max(1, total.Load()))
+	}
+}
+
+// reportReaders reports the readers' hit share, so that a run whose
+// readers found nothing (and so were not reading the table's entries)
+// shows it.
+func reportReaders(b *testing.B, hit float64) { b.ReportMetric(hit, "reader-hits") }
 
 // insertFresh inserts one new flow per op into tab, emptying it (untimed)
 // whenever it is half full.
@@ -476,6 +524,18 @@ func BenchmarkConntrackInsertMapRWMutex(b *testing.B) {
 				}
 			}
 		})
+	})
+	b.Run("full-readers", func(b *testing.B) {
+		stop := withReaders(func(k Key) bool { _, ok := m.lookup(k, 1); return ok })
+		b.ReportAllocs()
+		for b.Loop() {
+			i := int(benchNext.Add(1))
+			if res := m.insert(benchKey(i), benchNAT(i), 0, 1); res != Inserted {
+				b.Fatalf("insert = %v", res)
+			}
+		}
+		b.StopTimer()
+		reportReaders(b, stop())
 	})
 }
 
