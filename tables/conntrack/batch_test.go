@@ -2,7 +2,6 @@ package conntrack
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"testing"
 )
@@ -141,23 +140,12 @@ func sameTables(a, b *Table) error {
 }
 
 func TestInsertBatchIsInsert(t *testing.T) {
-	rounds := 300
-	if testing.Short() {
-		rounds = 30
-	}
-	r := rand.New(rand.NewPCG(3, 5))
 	inserted := uint64(0)
-	for round := range rounds {
-		data := make([]byte, 1500)
-		for i := range data {
-			data[i] = byte(r.Uint32())
-		}
-		t.Run(fmt.Sprint(round), func(t *testing.T) {
-			w := newTwins(t, data)
-			w.run()
-			inserted += w.a.Stats().Inserted
-		})
-	}
+	randomRounds(t, 3, 5, 1500, func(t *testing.T, data []byte) {
+		w := newTwins(t, data)
+		w.run()
+		inserted += w.a.Stats().Inserted
+	})
 	if inserted == 0 {
 		t.Error("nothing was inserted: the test checks nothing")
 	}

@@ -111,8 +111,8 @@ const lookupBatch = 64
 // BenchmarkConntrackLookup looks up 1M flows, both directions, in a
 // scattered order: one Lookup per op ("serial", "parallel"), or LookupBatch
 // over 64 keys at a time, still reported per key ("batch",
-// "batch-parallel"), or Prefetch of 64 keys then a Lookup of each, as a
-// worker does with its batch ("prefetch"). The parallel variants run 4
+// "batch-parallel"; a worker looks its RX batch up so), or Prefetch of 64
+// keys then a Lookup of each ("prefetch"). The parallel variants run 4
 // goroutines per CPU.
 func BenchmarkConntrackLookup(b *testing.B) {
 	tab, keys := benchTable(b), benchLookupKeys()

@@ -608,21 +608,21 @@ func (t *Table) Prefetch(keys []Key) {
 	}
 }
 
-// largeConns is the number of connections above which Prefetch pays for
-// itself. Below it the lines lookups read (two buckets and a record per
-// connection) mostly stay in the L3 cache, and a worker's prefetch pass
-// over its batch (a second decode and hash of every frame) costs more than
-// it saves. On the machine of docs/benchmarks.md (32 MiB of L3, shared),
+// largeConns is the number of connections above which looking a batch up
+// ahead (LookupBatch, Prefetch) pays for itself. Below it the lines
+// lookups read (two buckets and a record per connection) mostly stay in
+// the L3 cache, and a worker's pass over its batch (a second decode of
+// every frame) costs more than it saves. On the machine of
+// docs/benchmarks.md (32 MiB of L3, shared),
 // BenchmarkPipelineForwardServiceFlows forwards a packet with 32K
-// connections in 187 ns with the pass and 148 without, with 60K in 193 and
-// 166–257 (the L3's other users decide), with 250K in 194 and 347: the
-// edge lies between 32K and 60K.
+// connections in 180 ns with the pass and 155 without, with 60K in 183
+// and 340, with 250K in 196 and 457: the edge lies between 32K and 60K.
 const largeConns = 48 << 10
 
 // Large reports whether the table held more than 49,152 connections, as
 // counted by the last full pass of Sweep over the records (an estimate:
 // connections come and go during the pass), which is good enough to
-// decide whether to call Prefetch. False until Sweep has made a pass.
+// decide whether to look a batch up ahead. False until Sweep has made a pass.
 func (t *Table) Large() bool { return t.large.Load() }
 
 // candidate is the first slot of the home bucket of a key with hash h

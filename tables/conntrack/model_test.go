@@ -862,19 +862,23 @@ func (t *Table) check() error {
 // TestAgainstModel runs random operation sequences on small tables, with
 // full, nearly full and one-pair bucket arrays, against the model.
 func TestAgainstModel(t *testing.T) {
+	randomRounds(t, 7, 11, 3000, func(t *testing.T, data []byte) { newDriver(t, data).run() })
+}
+
+// randomRounds runs 300 subtests (30 with -short), each on size random
+// bytes from a generator seeded with a and b.
+func randomRounds(t *testing.T, a, b uint64, size int, run func(*testing.T, []byte)) {
 	rounds := 300
 	if testing.Short() {
 		rounds = 30
 	}
-	r := rand.New(rand.NewPCG(7, 11))
+	r := rand.New(rand.NewPCG(a, b))
 	for round := range rounds {
-		data := make([]byte, 3000)
+		data := make([]byte, size)
 		for i := range data {
 			data[i] = byte(r.Uint32())
 		}
-		t.Run(fmt.Sprint(round), func(t *testing.T) {
-			newDriver(t, data).run()
-		})
+		t.Run(fmt.Sprint(round), func(t *testing.T) { run(t, data) })
 	}
 }
 
