@@ -95,6 +95,7 @@ var microSpeedups = []struct {
 	{"ConntrackInsert/batch", "ConntrackInsertMapRWMutex/fresh", "≥ 3"},
 	{"ConntrackInsert/full-parallel", "ConntrackInsertMapRWMutex/full-parallel", "≥ 3"},
 	{"ConntrackInsert/full-readers", "ConntrackInsertMapRWMutex/full-readers", "≥ 3"},
+	{"ConntrackInsert/batch-readers", "ConntrackInsertMapRWMutex/fresh-readers", "≥ 3"},
 	{"PolicyVerdict/10k", "PolicyVerdict/10", "≥ 0.83"}, // 10k rules within 1.2× of 10
 }
 

@@ -199,11 +199,13 @@ func BenchmarkConntrackLookup(b *testing.B) {
 // "fresh" below capacity (the table is emptied, untimed, when half full),
 // "prefetch" the same, 64 flows at a time, without NAT, after a Prefetch of
 // their keys, "batch" as "fresh", 64 flows at a time, in one InsertBatch,
-// as a worker inserts NetworkPolicy's connections, "cached" as "fresh"
+// as a worker inserts NetworkPolicy's connections, "batch-readers" the same
+// while a goroutine per CPU looks up recent flows (reader-hits: the share
+// found), "cached" as "fresh"
 // into a table of 16K flows (3 MiB, held by the L3 cache), "full" at
 // capacity, where every insert evicts one connection, "full-parallel" the
-// same from 4 goroutines per CPU, "full-readers" the same while a
-// goroutine per CPU looks up recent flows (reader-hits: the share found).
+// same from 4 goroutines per CPU, "full-readers" the same while readers
+// look up as in "batch-readers".
 func BenchmarkConntrackInsert(b *testing.B) {
 	tab, err := New(Config{Capacity: benchFlows})
 	if err != nil {
@@ -233,28 +235,12 @@ func BenchmarkConntrackInsert(b *testing.B) {
 			n += len(keys)
 		}
 	})
-	b.Run("batch", func(b *testing.B) {
-		b.ReportAllocs()
-		ins, res := make([]Insertion, lookupBatch), make([]Result, lookupBatch)
-		n := tab.Len()
-		for i := 0; i < b.N; i += len(ins) {
-			if n >= benchFlows/2 {
-				emptyUntimed(b, tab, &now)
-				n = 0
-			}
-			first := int(benchNext.Add(int64(len(ins)))) - len(ins) + 1
-			for j := range ins {
-				benchKeyInto(&ins[j].Orig, first+j)
-				benchNATInto(&ins[j].NAT, first+j)
-			}
-			tab.InsertBatch(ins, now, res)
-			for j := range res {
-				if res[j] != Inserted {
-					b.Fatalf("InsertBatch: %v", res[j])
-				}
-			}
-			n += len(ins)
-		}
+	b.Run("batch", func(b *testing.B) { insertBatches(b, tab, &now) })
+	b.Run("batch-readers", func(b *testing.B) {
+		stop := withReaders(func(k Key) bool { _, ok := tab.Lookup(k, now); return ok })
+		insertBatches(b, tab, &now)
+		b.StopTimer()
+		reportReaders(b, stop())
 	})
 	b.Run("cached", func(b *testing.B) {
 		small, err := New(Config{Capacity: 1 << 14}) // 3 MiB of table: in the L3 cache
@@ -337,6 +323,32 @@ func withReaders(lookup func(Key) bool) (stop func() float64) {
 // readers found nothing (and so were not reading the table's entries)
 // shows it.
 func reportReaders(b *testing.B, hit float64) { b.ReportMetric(hit, "reader-hits") }
+
+// insertBatches inserts new flows into tab in batches of 64 (InsertBatch),
+// one per op, emptying it (untimed) whenever it is half full.
+func insertBatches(b *testing.B, tab *Table, now *Time) {
+	b.ReportAllocs()
+	ins, res := make([]Insertion, lookupBatch), make([]Result, lookupBatch)
+	n := tab.Len()
+	for i := 0; i < b.N; i += len(ins) {
+		if n >= tab.Capacity()/2 {
+			emptyUntimed(b, tab, now)
+			n = 0
+		}
+		first := int(benchNext.Add(int64(len(ins)))) - len(ins) + 1
+		for j := range ins {
+			benchKeyInto(&ins[j].Orig, first+j)
+			benchNATInto(&ins[j].NAT, first+j)
+		}
+		tab.InsertBatch(ins, *now, res)
+		for j := range res {
+			if res[j] != Inserted {
+				b.Fatalf("InsertBatch: %v", res[j])
+			}
+		}
+		n += len(ins)
+	}
+}
 
 // insertFresh inserts one new flow per op into tab, emptying it (untimed)
 // whenever it is half full.
@@ -484,13 +496,15 @@ func BenchmarkConntrackLookupMapRWMutex(b *testing.B) {
 
 func BenchmarkConntrackInsertMapRWMutex(b *testing.B) {
 	m := newRWMap(benchFlows)
-	b.Run("fresh", func(b *testing.B) {
+	fresh := func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if len(m.fifo) == benchFlows/2 {
 				b.StopTimer()
+				m.mu.Lock() // readers may be looking up
 				clear(m.m)
 				m.fifo, m.head = m.fifo[:0], 0
+				m.mu.Unlock()
 				b.StartTimer()
 			}
 			i := int(benchNext.Add(1))
@@ -498,6 +512,13 @@ func BenchmarkConntrackInsertMapRWMutex(b *testing.B) {
 				b.Fatalf("insert = %v", res)
 			}
 		}
+	}
+	b.Run("fresh", fresh)
+	b.Run("fresh-readers", func(b *testing.B) {
+		stop := withReaders(func(k Key) bool { _, ok := m.lookup(k, 1); return ok })
+		fresh(b)
+		b.StopTimer()
+		reportReaders(b, stop())
 	})
 	for len(m.fifo) < benchFlows {
 		i := int(benchNext.Add(1))
