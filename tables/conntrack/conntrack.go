@@ -614,9 +614,10 @@ func (t *Table) Prefetch(keys []Key) {
 // the L3 cache, and a worker's pass over its batch (a second decode of
 // every frame) costs more than it saves. On the machine of
 // docs/benchmarks.md (32 MiB of L3, shared),
-// BenchmarkPipelineForwardServiceFlows forwards a packet with 32K
-// connections in 180 ns with the pass and 155 without, with 60K in 183
-// and 340, with 250K in 196 and 457: the edge lies between 32K and 60K.
+// BenchmarkPipelineForwardServiceFlows forwards a packet with 16K
+// connections in 176 ns with the pass and 158 without, with 32K in 180
+// and 188, with 60K in 190 and 360, with 250K in 192 and 451: the edge
+// lies between 16K and 60K, and moves with what else uses the L3.
 const largeConns = 48 << 10
 
 // Large reports whether the table held more than 49,152 connections, as
