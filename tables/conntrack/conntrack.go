@@ -19,8 +19,9 @@
 // Workers call [Table.LookupBatch] (or [Table.Lookup]) for their RX batch,
 // [Table.Update] with each packet's direction and TCP flags, and Insert on
 // a miss, or, for connections nothing in the batch needs at once,
-// [Table.InsertBatch] at the end of the batch. The agent's background goroutine calls Sweep with a budget, and
-// [Table.Delete] when policy or services change. Nothing allocates after
+// [Table.InsertBatch] at the end of the batch. The agent's background
+// goroutine calls Sweep with a budget, and [Table.Delete] when policy or
+// services change. Nothing allocates after
 // [New]; nothing grows: the table holds at most Capacity connections and
 // makes room by evicting.
 //
@@ -96,10 +97,10 @@
 // Writers (Insert, Delete, Sweep) serialize per shard: the bucket pairs
 // are dealt to up to 256 shards, each with a lock (a spin lock, see
 // store.go), and a writer holds the shards of both keys of every
-// connection it adds or removes, taken in ascending order. A writer that must remove a connection whose other key
-// lies in a shard it does not hold (an eviction victim) only tries that
-// lock (TryLock) and picks another victim if it is taken, so writers never
-// deadlock. Beside its lock a shard keeps, under it, its counts and
+// connection it adds or removes, taken in ascending order. A writer that
+// must remove a connection whose other key lies in a shard it does not
+// hold (an eviction victim) only tries that lock (TryLock) and picks
+// another victim if it is taken, so writers never deadlock. Beside its lock a shard keeps, under it, its counts and
 // statistics and (in tables of 128K connections or more) a cache of up to
 // 64 free records, so that writers in different shards share no cache line
 // and rarely take the free list's own mutex (taken last). Len and Stats
@@ -110,8 +111,8 @@
 // therefore first touches (loads) the two buckets of its keys, the record
 // its shard will hand out next (a hint the shard publishes), and, when the
 // table is full, the buckets of the connection it will evict, so that all
-// these misses overlap before it takes the first lock. A worker that calls
-// Prefetch for its batch first has them fetched before Insert is called;
+// these misses overlap before it takes the first lock. A caller that calls
+// Prefetch for its keys first has them fetched before Insert is called;
 // InsertBatch fetches them with PREFETCHT0 several inserts ahead, so that
 // no lock waits for a miss.
 //
@@ -573,9 +574,11 @@ func (t *Table) LookupBatch(keys []Key, now Time, conns []Conn, found []bool) (h
 // bucket of each key and the record its tag points at, through the same
 // pipeline as LookupBatch, without reading the records; for a key whose
 // bucket has no candidate, what its Insert without NAT will write (the
-// reversed key's bucket, the record its shard hands out next). A worker that
-// handles its batch packet by packet calls it first with the batch's keys,
-// so that each packet's Lookup then finds its lines in the cache. It is
+// reversed key's bucket, the record its shard hands out next). A caller
+// that handles a batch packet by packet calls it first with the batch's
+// keys, so that each packet's Lookup then finds its lines in the cache (the
+// workers look their batch up with LookupBatch instead, which does not
+// look each key up twice). It is
 // worth its cost (about as much as hashing the keys) only when the table is
 // larger than the caches; see [Table.Large]. It takes no lock, writes
 // nothing and does not allocate.
@@ -704,13 +707,10 @@ func snapshot(r *record, idx uint32, d Dir, live uint64, k *Key, c *Conn) bool {
 func readKey(r *record, d Dir, p *packed) {
 	p.w[0] = r.kw[0][d].Load()
 	p.n = wordsFor(p.w[0])
-	for j := 1; j < keyWords; j++ {
-		if j < p.n {
-			p.w[j] = r.kw[j][d].Load()
-		} else {
-			p.w[j] = 0
-		}
+	for j := 1; j < p.n; j++ {
+		p.w[j] = r.kw[j][d].Load()
 	}
+	clear(p.w[p.n:])
 }
 
 // Refresh brings c, which a lookup returned earlier, up to date, as a new

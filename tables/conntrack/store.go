@@ -46,8 +46,8 @@ func storeRelaxed32(p *atomic.Uint32, v uint32) {
 // plain store: x86 keeps every load and store of the critical section
 // before it, and the Go compiler does not move them past it (see above).
 // sync.Mutex releases with a LOCK XADD, a full barrier that waits for the
-// critical section's stores; an insert takes and releases two locks, and
-// the two barriers it saves are a tenth of its cost (BenchmarkConntrackInsert).
+// critical section's stores; an insert takes and releases two locks, so
+// this saves it two full barriers.
 // A writer that finds the lock taken spins briefly, then yields its
 // processor between tries, so a holder that was preempted gets to run.
 type spinLock struct{ v atomic.Uint32 }
