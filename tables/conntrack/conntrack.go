@@ -43,8 +43,9 @@
 // lives in its home bucket or, when that is full, in its buddy, the other
 // bucket of the same aligned 128-byte pair; the home's spill count says
 // how many did so. A lookup reads one bucket (two adjacent ones only after
-// a spill, which at this load is rare), and the record of each slot whose
-// tag matches (a wrong match costs an extra record read for 1 in 128
+// a spill, which at this load is rare), compares the tags of its 15 slots
+// at once (SSE2 on amd64, match in prefetch_amd64.s: no branch per slot to
+// mispredict), and reads the record of each slot whose tag matches (a wrong match costs an extra record read for 1 in 128
 // other keys in the bucket): two cache misses in a big table, one after
 // the other, since the record is known only once the bucket has arrived.
 // That is the floor of a single Lookup in a table larger than the caches:
@@ -54,7 +55,9 @@
 // LookupBatch is the way past it: a software pipeline that fetches key
 // i's bucket while it searches key i-12's and reads key i-24's record, with
 // PREFETCHT0 (prefetch_amd64.s) rather than loads, which would hold back
-// every instruction after them until the line arrives. There are
+// every instruction after them until the line arrives. Both arrays ask
+// for transparent huge pages (hugepage_linux.go): with 4 KiB pages every
+// one of these misses would also miss the TLB. There are
 // no tombstones and nothing is ever moved: a key stays in the slot it was
 // published in until it is removed.
 //
@@ -424,6 +427,8 @@ func newTable(cfg Config, seed [keyWords]uint64, nbuckets, freeCache int) (*Tabl
 		seed:    seed,
 		timeout: cfg.Timeouts.table(),
 	}
+	adviseHugePages(t.buckets)
+	adviseHugePages(t.recs)
 	t.alloc.free = make([]uint32, c)
 	for i := range t.alloc.free {
 		t.alloc.free[i] = uint32(c - 1 - i) // pop hands out 0, 1, 2, ...
@@ -633,11 +638,9 @@ func (t *Table) Large() bool { return t.large.Load() }
 // whose tag matches, or 0. LookupBatch reads its record first; if that is
 // not the key's, it falls back to lookup.
 func (t *Table) candidate(h uint64) uint32 {
-	bk, tag := &t.buckets[h&t.bmask], tagOf(h)
-	for j := 1; j < bucketWords; j++ {
-		if s := bk[j].Load(); s&tagBits == tag && s != 0 {
-			return s
-		}
+	bk := &t.buckets[h&t.bmask]
+	if m := match(bk, tagOf(h)); m != 0 {
+		return bk[bits.TrailingZeros32(m)].Load()
 	}
 	return 0
 }
@@ -646,8 +649,9 @@ func (t *Table) lookup(k *Key, p *packed, h uint64, now Time, c *Conn) bool {
 	b := h & t.bmask
 	tag := tagOf(h)
 	bk := &t.buckets[b]
-	for i := 1; i < bucketWords; i++ {
-		if s := bk[i].Load(); s&tagBits == tag && s != 0 && t.read(s, k, p, now, c) {
+	for m := match(bk, tag); m != 0; m &= m - 1 {
+		// The slot may have been cleared since match read it.
+		if s := bk[bits.TrailingZeros32(m)].Load(); s != 0 && t.read(s, k, p, now, c) {
 			return true
 		}
 	}
@@ -655,8 +659,9 @@ func (t *Table) lookup(k *Key, p *packed, h uint64, now Time, c *Conn) bool {
 		return false
 	}
 	bk = &t.buckets[b^1]
-	for i := 1; i < bucketWords; i++ {
-		if s := bk[i].Load(); s&tagBits == tag && s != 0 && t.read(s, k, p, now, c) {
+	for m := match(bk, tag); m != 0; m &= m - 1 {
+		// The slot may have been cleared since match read it.
+		if s := bk[bits.TrailingZeros32(m)].Load(); s != 0 && t.read(s, k, p, now, c) {
 			return true
 		}
 	}

@@ -8,3 +8,9 @@ package conntrack
 //
 //go:noescape
 func prefetch(addr uintptr)
+
+// match returns the slots of bk (bit i for slot i, 1..15) that are used
+// and carry tag, with SSE2 compares: no branch per slot.
+//
+//go:noescape
+func match(bk *bucket, tag uint32) uint32

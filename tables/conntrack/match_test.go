@@ -1,0 +1,34 @@
+package conntrack
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+func TestMatch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 100000 {
+		var bk bucket
+		tag := uint32(rng.IntN(128)) << 25
+		for i := range bk {
+			switch rng.IntN(4) {
+			case 0:
+			case 1:
+				bk[i].Store(tag | rng.Uint32()&(1<<25-1))
+			case 2:
+				bk[i].Store(tag)
+			default:
+				bk[i].Store(rng.Uint32())
+			}
+		}
+		var want uint32
+		for i := 1; i < bucketWords; i++ {
+			if s := bk[i].Load(); s&tagBits == tag && s != 0 {
+				want |= 1 << i
+			}
+		}
+		if got := match(&bk, tag); got != want {
+			t.Fatalf("match(tag %x) = %016b, want %016b", tag, got, want)
+		}
+	}
+}
