@@ -44,7 +44,7 @@
 // bucket of the same aligned 128-byte pair; the home's spill count says
 // how many did so. A lookup reads one bucket (two adjacent ones only after
 // a spill, which at this load is rare), compares the tags of its 15 slots
-// at once (SSE2 on amd64, match in prefetch_amd64.s: no branch per slot to
+// at once (SSE2 on amd64, scan in prefetch_amd64.s: no branch per slot to
 // mispredict), and reads the record of each slot whose tag matches (a wrong match costs an extra record read for 1 in 128
 // other keys in the bucket): two cache misses in a big table, one after
 // the other, since the record is known only once the bucket has arrived.
@@ -325,6 +325,9 @@ const (
 )
 
 func tagOf(h uint64) uint32 { return uint32(h>>57) << 25 }
+
+// matchBits are the bits of scan's result for slots whose tag matches.
+const matchBits = 1<<bucketWords - 1
 
 func slotWord(h uint64, idx uint32, d Dir) uint32 {
 	return tagOf(h) | uint32(d)<<dirShift | (idx + 1)
@@ -639,7 +642,7 @@ func (t *Table) Large() bool { return t.large.Load() }
 // not the key's, it falls back to lookup.
 func (t *Table) candidate(h uint64) uint32 {
 	bk := &t.buckets[h&t.bmask]
-	if m := match(bk, tagOf(h)); m != 0 {
+	if m := scan(bk, tagOf(h)) & matchBits; m != 0 {
 		return bk[bits.TrailingZeros32(m)].Load()
 	}
 	return 0
@@ -649,7 +652,7 @@ func (t *Table) lookup(k *Key, p *packed, h uint64, now Time, c *Conn) bool {
 	b := h & t.bmask
 	tag := tagOf(h)
 	bk := &t.buckets[b]
-	for m := match(bk, tag); m != 0; m &= m - 1 {
+	for m := scan(bk, tag) & matchBits; m != 0; m &= m - 1 {
 		// The slot may have been cleared since match read it.
 		if s := bk[bits.TrailingZeros32(m)].Load(); s != 0 && t.read(s, k, p, now, c) {
 			return true
@@ -659,7 +662,7 @@ func (t *Table) lookup(k *Key, p *packed, h uint64, now Time, c *Conn) bool {
 		return false
 	}
 	bk = &t.buckets[b^1]
-	for m := match(bk, tag); m != 0; m &= m - 1 {
+	for m := scan(bk, tag) & matchBits; m != 0; m &= m - 1 {
 		// The slot may have been cleared since match read it.
 		if s := bk[bits.TrailingZeros32(m)].Load(); s != 0 && t.read(s, k, p, now, c) {
 			return true
@@ -861,27 +864,20 @@ func (t *Table) find(p *packed, h uint64) (idx uint32, d Dir, ok bool, empty int
 	b := h & t.bmask
 	tag := tagOf(h)
 	bk := &t.buckets[b]
-	for i := 1; i < bucketWords; i++ {
-		s := bk[i].Load()
-		if s == 0 {
-			if empty == 0 {
-				empty = i
-			}
-			continue
+	m := scan(bk, tag)
+	for tags := m & matchBits; tags != 0; tags &= tags - 1 {
+		if idx, d = slotRef(bk[bits.TrailingZeros32(tags)].Load()); keyIs(&t.recs[idx], d, p) {
+			return idx, d, true, 0
 		}
-		if s&tagBits == tag {
-			if idx, d = slotRef(s); keyIs(&t.recs[idx], d, p) {
-				return idx, d, true, 0
-			}
-		}
+	}
+	if m>>16 != 0 {
+		empty = bits.TrailingZeros32(m >> 16)
 	}
 	if bk[0].Load() != 0 {
 		bk = &t.buckets[b^1]
-		for i := 1; i < bucketWords; i++ {
-			if s := bk[i].Load(); s&tagBits == tag && s != 0 {
-				if idx, d = slotRef(s); keyIs(&t.recs[idx], d, p) {
-					return idx, d, true, 0
-				}
+		for tags := scan(bk, tag) & matchBits; tags != 0; tags &= tags - 1 {
+			if idx, d = slotRef(bk[bits.TrailingZeros32(tags)].Load()); keyIs(&t.recs[idx], d, p) {
+				return idx, d, true, 0
 			}
 		}
 	}

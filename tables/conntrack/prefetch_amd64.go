@@ -9,8 +9,9 @@ package conntrack
 //go:noescape
 func prefetch(addr uintptr)
 
-// match returns the slots of bk (bit i for slot i, 1..15) that are used
-// and carry tag, with SSE2 compares: no branch per slot.
+// scan compares the 15 slots of bk at once (SSE2: no branch per slot) and
+// returns in bits 1..15 the used slots that carry tag, and in bits 17..31
+// the empty ones (bit 16+i for slot i).
 //
 //go:noescape
-func match(bk *bucket, tag uint32) uint32
+func scan(bk *bucket, tag uint32) uint32

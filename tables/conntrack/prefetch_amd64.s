@@ -6,8 +6,11 @@ TEXT ·prefetch(SB), NOSPLIT|NOFRAME, $0-8
 	PREFETCHT0 (AX)
 	RET
 
-// func match(bk *bucket, tag uint32) uint32
-TEXT ·match(SB), NOSPLIT|NOFRAME, $0-20
+// func scan(bk *bucket, tag uint32) uint32
+//
+// X0-X3: the 16 slots; T = (slot & tagBits) == tag, Z = slot == 0, per
+// 32-bit lane; the lanes are packed to bytes and their top bits gathered.
+TEXT ·scan(SB), NOSPLIT|NOFRAME, $0-20
 	MOVQ bk+0(FP), AX
 	MOVL tag+8(FP), BX
 	MOVQ BX, X4
@@ -36,7 +39,11 @@ TEXT ·match(SB), NOSPLIT|NOFRAME, $0-20
 	PCMPEQL X6, X9
 	PCMPEQL X6, X10
 	PCMPEQL X6, X11
-	PANDN X0, X8
+	MOVOU X8, X12
+	MOVOU X9, X13
+	MOVOU X10, X14
+	MOVOU X11, X15
+	PANDN X0, X8 // X8 = T &^ Z
 	PANDN X1, X9
 	PANDN X2, X10
 	PANDN X3, X11
@@ -44,6 +51,12 @@ TEXT ·match(SB), NOSPLIT|NOFRAME, $0-20
 	PACKSSLW X11, X10
 	PACKSSWB X10, X8
 	PMOVMSKB X8, AX
-	ANDL $0xFFFE, AX
+	PACKSSLW X13, X12
+	PACKSSLW X15, X14
+	PACKSSWB X14, X12
+	PMOVMSKB X12, BX
+	SHLL $16, BX
+	ORL BX, AX
+	ANDL $0xFFFEFFFE, AX // slot 0 is the spill count
 	MOVL AX, ret+16(FP)
 	RET

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestMatch(t *testing.T) {
+func TestScan(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 100000 {
 		var bk bucket
@@ -23,12 +23,14 @@ func TestMatch(t *testing.T) {
 		}
 		var want uint32
 		for i := 1; i < bucketWords; i++ {
-			if s := bk[i].Load(); s&tagBits == tag && s != 0 {
+			if s := bk[i].Load(); s == 0 {
+				want |= 1 << (16 + i)
+			} else if s&tagBits == tag {
 				want |= 1 << i
 			}
 		}
-		if got := match(&bk, tag); got != want {
-			t.Fatalf("match(tag %x) = %016b, want %016b", tag, got, want)
+		if got := scan(&bk, tag); got != want {
+			t.Fatalf("scan(tag %x) = %032b, want %032b", tag, got, want)
 		}
 	}
 }
