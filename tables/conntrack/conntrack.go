@@ -44,17 +44,18 @@
 // bucket of the same aligned 128-byte pair; the home's spill count says
 // how many did so. A lookup reads one bucket (two adjacent ones only after
 // a spill, which at this load is rare), compares the tags of its 15 slots
-// at once (SSE2 on amd64, scan in prefetch_amd64.s: no branch per slot to
-// mispredict), and reads the record of each slot whose tag matches (a wrong match costs an extra record read for 1 in 128
-// other keys in the bucket): two cache misses in a big table, one after
-// the other, since the record is known only once the bucket has arrived.
-// That is the floor of a single Lookup in a table larger than the caches:
-// on the 2-core machine of docs/benchmarks.md one miss costs 155-170 ns
-// (BenchmarkMemoryLatency), and a Lookup in a 1M-flow table about as much,
-// since the CPU runs ahead into the next call while it waits.
+// at once (SSE2 on amd64, scan in asm_amd64.s: no branch per slot to
+// mispredict), and reads the record of each slot whose tag matches (a
+// wrong match costs an extra record read for 1 in 128 other keys in the
+// bucket): two cache misses in a big table, one after the other, since
+// the record is known only once the bucket has arrived. That is the floor
+// of a single Lookup in a table larger than the caches: on the 2-core
+// machine of docs/benchmarks.md one miss costs 155-190 ns, depending on
+// the hour (BenchmarkMemoryLatency), and a Lookup in a 1M-flow table a
+// little more, since the CPU runs ahead into the next call while it waits.
 // LookupBatch is the way past it: a software pipeline that fetches key
 // i's bucket while it searches key i-12's and reads key i-24's record, with
-// PREFETCHT0 (prefetch_amd64.s) rather than loads, which would hold back
+// PREFETCHT0 (asm_amd64.s) rather than loads, which would hold back
 // every instruction after them until the line arrives. Both arrays ask
 // for transparent huge pages (hugepage_linux.go): with 4 KiB pages every
 // one of these misses would also miss the TLB. There are
@@ -626,8 +627,8 @@ func (t *Table) Prefetch(keys []Key) {
 // every frame) costs more than it saves. On the machine of
 // docs/benchmarks.md (32 MiB of L3, shared),
 // BenchmarkPipelineForwardServiceFlows forwards a packet with 16K
-// connections in 176 ns with the pass and 158 without, with 32K in 180
-// and 188, with 60K in 190 and 360, with 250K in 192 and 451: the edge
+// connections in 184 ns with the pass and 165 without, with 32K in 179
+// and 204, with 60K in 191 and 332, with 250K in 193 and 450: the edge
 // lies between 16K and 60K, and moves with what else uses the L3.
 const largeConns = 48 << 10
 
