@@ -1,12 +1,12 @@
 package conntrack
 
 import (
+	"syscall"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
-// hugePage is the size of an x86-64 transparent huge page.
+// hugePage is the size of a transparent huge page on x86-64 (and on
+// arm64 with 4 KiB pages).
 const hugePage = 2 << 20
 
 // adviseHugePages asks the kernel to back the 2 MiB-aligned part of s with
@@ -35,5 +35,5 @@ func adviseHugePages[T any](s []T) {
 	if hi <= lo {
 		return
 	}
-	_ = unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(base, lo-start)), hi-lo), unix.MADV_HUGEPAGE)
+	_ = syscall.Madvise(unsafe.Slice((*byte)(unsafe.Add(base, lo-start)), hi-lo), syscall.MADV_HUGEPAGE)
 }
