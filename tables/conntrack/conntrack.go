@@ -654,7 +654,7 @@ func (t *Table) lookup(k *Key, p *packed, h uint64, now Time, c *Conn) bool {
 	tag := tagOf(h)
 	bk := &t.buckets[b]
 	for m := scan(bk, tag) & matchBits; m != 0; m &= m - 1 {
-		// The slot may have been cleared since match read it.
+		// The slot may have been cleared since scan read it.
 		if s := bk[bits.TrailingZeros32(m)].Load(); s != 0 && t.read(s, k, p, now, c) {
 			return true
 		}
@@ -664,7 +664,7 @@ func (t *Table) lookup(k *Key, p *packed, h uint64, now Time, c *Conn) bool {
 	}
 	bk = &t.buckets[b^1]
 	for m := scan(bk, tag) & matchBits; m != 0; m &= m - 1 {
-		// The slot may have been cleared since match read it.
+		// The slot may have been cleared since scan read it.
 		if s := bk[bits.TrailingZeros32(m)].Load(); s != 0 && t.read(s, k, p, now, c) {
 			return true
 		}
