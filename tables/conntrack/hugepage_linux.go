@@ -16,10 +16,12 @@ const hugePage = 2 << 20
 // with 4 KiB pages each read also misses the TLB, whose few thousand
 // entries cover a few MiB, and waits for a page walk (in a VM, a walk of
 // the guest's and the host's tables) on top of the cache miss; with 2 MiB
-// pages the 1M-connection table's 200 MiB are about 100 TLB entries.
+// pages the 1M-connection table's 160 MiB are 80 TLB entries.
 //
-// s is memory of the Go heap, freshly allocated by New and not yet
-// touched, so the pages are faulted in huge from the start. The memory
+// s is memory of the Go heap just allocated by New. Fresh from the OS it
+// is not yet touched, so its pages are faulted in huge from the start;
+// memory the runtime reuses may already be in small pages, which the
+// kernel's khugepaged collapses later. The memory
 // stays the runtime's: the advice changes how the kernel backs it, and
 // nothing else; when the table is collected, the runtime releases the
 // range as it does any other. It is only advice: where THP is disabled or
