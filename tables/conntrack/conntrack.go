@@ -613,8 +613,8 @@ func (t *Table) Prefetch(keys []Key) {
 			r := keys[j].Reverse()
 			r.packInto(&ps)
 			prefetch(uintptr(unsafe.Pointer(&t.buckets[hash(&ps, &t.seed)&t.bmask])))
-			if next := t.shards[t.shardOf(h)].next.Load(); int(next) < len(t.recs) {
-				prefetch(uintptr(unsafe.Pointer(&t.recs[next])))
+			if r := t.nextRecord(h); r != nil {
+				prefetch(uintptr(unsafe.Pointer(r)))
 			}
 		}
 	}
@@ -922,8 +922,8 @@ func (t *Table) Insert(orig Key, nat NAT, label uint32, now Time) (Conn, Result)
 	// waits for them once, not three times.
 	t.buckets[p.ho&t.bmask][0].Load()
 	t.buckets[p.hr&t.bmask][0].Load()
-	if next := t.shards[t.shardOf(p.ho)].next.Load(); int(next) < len(t.recs) {
-		t.recs[next].live.Load()
+	if r := t.nextRecord(p.ho); r != nil {
+		r.live.Load()
 	}
 	var c Conn
 	res := t.insertPrepared(&orig, &p, label, now, &c, true)
@@ -1010,8 +1010,8 @@ func (t *Table) InsertBatch(ins []Insertion, now Time, res []Result) {
 			t.prepare(&ins[i].Orig, &ins[i].NAT, p)
 			prefetch(uintptr(unsafe.Pointer(&t.buckets[p.ho&t.bmask])))
 			prefetch(uintptr(unsafe.Pointer(&t.buckets[p.hr&t.bmask])))
-			if next := t.shards[t.shardOf(p.ho)].next.Load(); int(next) < len(t.recs) {
-				prefetch(uintptr(unsafe.Pointer(&t.recs[next])))
+			if r := t.nextRecord(p.ho); r != nil {
+				prefetch(uintptr(unsafe.Pointer(r)))
 			}
 		}
 		if j := i - insertDist; j >= 0 {
@@ -1022,6 +1022,15 @@ func (t *Table) InsertBatch(ins []Insertion, now Time, res []Result) {
 
 // noVictim is no record.
 const noVictim = ^uint32(0)
+
+// nextRecord is the record the shard of a key with hash h will likely hand
+// out to its next insert (the shard's hint), or nil if it has none.
+func (t *Table) nextRecord(h uint64) *record {
+	if next := t.shards[t.shardOf(h)].next.Load(); int(next) < len(t.recs) {
+		return &t.recs[next]
+	}
+	return nil
+}
 
 // prefetchConn touches the buckets of connection idx's keys.
 func (t *Table) prefetchConn(idx uint32) {
